@@ -1,0 +1,286 @@
+//! The filter graph: nodes, links with frame queues, and the tick.
+//!
+//! The schedule is a topological order computed whenever links change (a cycle is refused at `link`).
+//! `tick` then walks it once, like mediastreamer2's `msticker.c`:
+//! 1. sources (no linked inputs) and pumps always run;
+//! 2. every other filter runs only when at least one of its inputs has a frame queued, after all its
+//!    upstream filters have run in this tick, so a frame crosses the whole chain in one tick.
+//!
+//! Each run is timed with the injected [`UsageClock`] for the usage table.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::filter::{Filter, FilterDesc, FilterError, FilterEvent, ProcessCx, Queue, Transmit, UsageClock, UsageTable};
+use crate::filter::UsageStats;
+
+/// Index of a node in its graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+/// Why a graph operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("no node {0:?} in this graph")]
+    NoSuchNode(NodeId),
+    #[error("{name} has no {dir} pin {pin}")]
+    NoSuchPin { name: &'static str, dir: &'static str, pin: usize },
+    #[error("{name} {dir} pin {pin} is already linked")]
+    PinInUse { name: &'static str, dir: &'static str, pin: usize },
+    #[error("{from} -> {to} is not linked")]
+    NotLinked { from: &'static str, to: &'static str },
+    #[error("linking {from} -> {to} would make a cycle")]
+    Cycle { from: &'static str, to: &'static str },
+    #[error("filter {name} ({node:?}) failed: {source}")]
+    FilterFailed { node: NodeId, name: &'static str, source: FilterError },
+    #[error("the graph stopped after an earlier filter failure")]
+    Failed,
+}
+
+struct Node {
+    filter: Box<dyn Filter>,
+    desc: FilterDesc,
+    /// Queue index per input pin, `None` when unlinked.
+    inputs: Vec<Option<usize>>,
+    outputs: Vec<Option<usize>>,
+    usage: UsageStats,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Link {
+    from: (NodeId, usize),
+    to: (NodeId, usize),
+}
+
+/// A per-call filter graph.
+#[derive(Default)]
+pub struct Graph {
+    nodes: Vec<Option<Node>>,
+    /// Link slots; a link's queue has the same index in `queues`.
+    links: Vec<Option<Link>>,
+    queues: Vec<Queue>,
+    schedule: Vec<NodeId>,
+    events: Vec<FilterEvent>,
+    transmits: Vec<Transmit>,
+    ticks: u64,
+    failed: bool,
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a filter; it takes part in ticks once the schedule includes it (immediately).
+    pub fn add(&mut self, filter: impl Filter) -> NodeId {
+        self.add_boxed(Box::new(filter))
+    }
+
+    pub fn add_boxed(&mut self, filter: Box<dyn Filter>) -> NodeId {
+        let desc = filter.desc();
+        let node = Node {
+            filter,
+            desc,
+            inputs: vec![None; desc.inputs],
+            outputs: vec![None; desc.outputs],
+            usage: UsageStats::default(),
+        };
+        let id = NodeId(self.nodes.len() as u32);
+        self.nodes.push(Some(node));
+        self.reschedule().expect("adding an unlinked node cannot create a cycle");
+        id
+    }
+
+    /// Remove a node and every link touching it; frames queued on those links are dropped.
+    pub fn remove(&mut self, id: NodeId) -> Result<Box<dyn Filter>, GraphError> {
+        self.node(id)?;
+        for slot in 0..self.links.len() {
+            if let Some(l) = self.links[slot] {
+                if l.from.0 == id || l.to.0 == id {
+                    self.unlink(l.from.0, l.from.1, l.to.0, l.to.1)?;
+                }
+            }
+        }
+        let node = self.nodes[id.0 as usize].take().ok_or(GraphError::NoSuchNode(id))?;
+        self.reschedule()?;
+        Ok(node.filter)
+    }
+
+    /// Link output pin `out` of `from` to input pin `inp` of `to`. Refuses pins in use and cycles.
+    pub fn link(&mut self, from: NodeId, out: usize, to: NodeId, inp: usize) -> Result<(), GraphError> {
+        let (from_name, to_name) = (self.node(from)?.desc.name, self.node(to)?.desc.name);
+        match self.node(from)?.outputs.get(out) {
+            None => return Err(GraphError::NoSuchPin { name: from_name, dir: "output", pin: out }),
+            Some(Some(_)) => return Err(GraphError::PinInUse { name: from_name, dir: "output", pin: out }),
+            Some(None) => {}
+        }
+        match self.node(to)?.inputs.get(inp) {
+            None => return Err(GraphError::NoSuchPin { name: to_name, dir: "input", pin: inp }),
+            Some(Some(_)) => return Err(GraphError::PinInUse { name: to_name, dir: "input", pin: inp }),
+            Some(None) => {}
+        }
+        let slot = match self.links.iter().position(Option::is_none) {
+            Some(s) => s,
+            None => {
+                self.links.push(None);
+                self.queues.push(VecDeque::new());
+                self.links.len() - 1
+            }
+        };
+        self.links[slot] = Some(Link { from: (from, out), to: (to, inp) });
+        if self.reschedule().is_err() {
+            self.links[slot] = None;
+            self.reschedule().expect("the graph was acyclic before this link");
+            return Err(GraphError::Cycle { from: from_name, to: to_name });
+        }
+        self.node_mut(from)?.outputs[out] = Some(slot);
+        self.node_mut(to)?.inputs[inp] = Some(slot);
+        Ok(())
+    }
+
+    /// Link a chain of single-pin filters: `chain(&[a, b, c])` links a:0 → b:0 → c:0.
+    pub fn chain(&mut self, nodes: &[NodeId]) -> Result<(), GraphError> {
+        for w in nodes.windows(2) {
+            self.link(w[0], 0, w[1], 0)?;
+        }
+        Ok(())
+    }
+
+    /// Remove the link `from:out → to:inp`, dropping frames still queued on it.
+    pub fn unlink(&mut self, from: NodeId, out: usize, to: NodeId, inp: usize) -> Result<(), GraphError> {
+        let want = Link { from: (from, out), to: (to, inp) };
+        let Some(slot) = self.links.iter().position(|l| *l == Some(want)) else {
+            return Err(GraphError::NotLinked { from: self.node(from)?.desc.name, to: self.node(to)?.desc.name });
+        };
+        self.links[slot] = None;
+        self.queues[slot].clear();
+        self.node_mut(from)?.outputs[out] = None;
+        self.node_mut(to)?.inputs[inp] = None;
+        self.reschedule()
+    }
+
+    /// The filter at `id` as its concrete type, to feed it or change it between ticks.
+    pub fn filter_mut<F: Filter>(&mut self, id: NodeId) -> Option<&mut F> {
+        let node = self.nodes.get_mut(id.0 as usize)?.as_mut()?;
+        (node.filter.as_mut() as &mut dyn std::any::Any).downcast_mut::<F>()
+    }
+
+    pub fn filter<F: Filter>(&self, id: NodeId) -> Option<&F> {
+        let node = self.nodes.get(id.0 as usize)?.as_ref()?;
+        (node.filter.as_ref() as &dyn std::any::Any).downcast_ref::<F>()
+    }
+
+    pub fn desc(&self, id: NodeId) -> Option<FilterDesc> {
+        Some(self.nodes.get(id.0 as usize)?.as_ref()?.desc)
+    }
+
+    /// The order in which `tick` visits nodes.
+    pub fn schedule(&self) -> &[NodeId] {
+        &self.schedule
+    }
+
+    /// Ticks run so far.
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+
+    /// Run one 10 ms tick at virtual time `now`. A filter error stops this graph for good (later ticks
+    /// return [`GraphError::Failed`]); other graphs are unaffected.
+    pub fn tick(&mut self, now: Duration, clock: &dyn UsageClock) -> Result<(), GraphError> {
+        if self.failed {
+            return Err(GraphError::Failed);
+        }
+        let tick = self.ticks;
+        self.ticks += 1;
+        let mut t = clock.now_ns();
+        for &id in &self.schedule {
+            let Some(node) = self.nodes[id.0 as usize].as_mut() else { continue };
+            let fed = node.inputs.iter().any(|q| matches!(q, Some(q) if !self.queues[*q].is_empty()));
+            let source = node.inputs.iter().all(Option::is_none);
+            if !(fed || source || node.desc.pump) {
+                continue;
+            }
+            let mut cx = ProcessCx {
+                now,
+                tick,
+                queues: &mut self.queues,
+                inputs: &node.inputs,
+                outputs: &node.outputs,
+                events: &mut self.events,
+                transmits: &mut self.transmits,
+            };
+            let result = node.filter.process(&mut cx);
+            let end = clock.now_ns();
+            node.usage.record(end.saturating_sub(t));
+            t = end;
+            if let Err(source) = result {
+                self.failed = true;
+                return Err(GraphError::FilterFailed { node: id, name: node.desc.name, source });
+            }
+        }
+        Ok(())
+    }
+
+    /// Events filters emitted since the last call, oldest first.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, FilterEvent> {
+        self.events.drain(..)
+    }
+
+    /// Datagrams filters want sent since the last call, oldest first.
+    pub fn drain_transmits(&mut self) -> std::vec::Drain<'_, Transmit> {
+        self.transmits.drain(..)
+    }
+
+    /// Usage statistics of every node (the "FILTER USAGE STATISTICS" table).
+    pub fn usage(&self) -> UsageTable {
+        UsageTable::new(self.nodes.iter().flatten().map(|n| (n.desc.name, n.usage)))
+    }
+
+    /// Frames waiting in link queues (all links).
+    pub fn queued_frames(&self) -> usize {
+        self.queues.iter().map(VecDeque::len).sum()
+    }
+
+    fn node(&self, id: NodeId) -> Result<&Node, GraphError> {
+        self.nodes.get(id.0 as usize).and_then(Option::as_ref).ok_or(GraphError::NoSuchNode(id))
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> Result<&mut Node, GraphError> {
+        self.nodes.get_mut(id.0 as usize).and_then(Option::as_mut).ok_or(GraphError::NoSuchNode(id))
+    }
+
+    /// Kahn's algorithm over the current links; sources first, in insertion order, so schedules are
+    /// deterministic. Returns `Cycle` (with placeholder names) if some node is never freed.
+    fn reschedule(&mut self) -> Result<(), GraphError> {
+        let n = self.nodes.len();
+        let mut indegree = vec![0usize; n];
+        for l in self.links.iter().flatten() {
+            indegree[l.to.0 .0 as usize] += 1;
+        }
+        let mut ready: VecDeque<usize> =
+            (0..n).filter(|&i| self.nodes[i].is_some() && indegree[i] == 0).collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(i) = ready.pop_front() {
+            order.push(NodeId(i as u32));
+            for l in self.links.iter().flatten().filter(|l| l.from.0 .0 as usize == i) {
+                let j = l.to.0 .0 as usize;
+                indegree[j] -= 1;
+                if indegree[j] == 0 {
+                    ready.push_back(j);
+                }
+            }
+        }
+        if order.len() != self.nodes.iter().flatten().count() {
+            return Err(GraphError::Cycle { from: "?", to: "?" });
+        }
+        self.schedule = order;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Graph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.schedule.iter().filter_map(|&id| self.desc(id).map(|d| d.name)).collect();
+        f.debug_struct("Graph").field("schedule", &names).field("ticks", &self.ticks).finish()
+    }
+}

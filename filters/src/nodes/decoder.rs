@@ -1,0 +1,44 @@
+//! `decoder`: received RTP of the negotiated payload type in, PCM out; other payload types are left to
+//! other filters (telephone-event) and dropped here.
+
+use crate::codec::AudioDecoder;
+use crate::filter::{Filter, FilterDesc, FilterError, ProcessCx};
+use crate::frame::{AudioFrame, Frame};
+
+pub struct Decoder {
+    codec: Box<dyn AudioDecoder>,
+    payload_type: u8,
+    /// Packets of another payload type, dropped.
+    pub foreign_packets: u64,
+}
+
+impl Decoder {
+    pub const DESC: FilterDesc = FilterDesc { name: "decoder", inputs: 1, outputs: 1, pump: false };
+
+    pub fn new(codec: Box<dyn AudioDecoder>, payload_type: u8) -> Self {
+        Self { codec, payload_type, foreign_packets: 0 }
+    }
+}
+
+impl Filter for Decoder {
+    fn desc(&self) -> FilterDesc {
+        Self::DESC
+    }
+
+    fn process(&mut self, cx: &mut ProcessCx<'_>) -> Result<(), FilterError> {
+        let rate = self.codec.kind().sample_rate();
+        while let Some(frame) = cx.pop(0) {
+            let Frame::Rtp(rtp) = frame else {
+                return Err(FilterError::UnexpectedFrame { filter: "decoder", pin: 0, expected: "rtp", got: frame.kind() });
+            };
+            if rtp.payload_type != self.payload_type {
+                self.foreign_packets += 1;
+                continue;
+            }
+            let mut samples = Vec::with_capacity(rtp.payload.len() * 2);
+            self.codec.decode(&rtp.payload, &mut samples);
+            cx.push(0, AudioFrame::new(samples, rate));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,79 @@
+//! `encoder`: PCM at the codec's rate in, one [`EncodedFrame`] per ptime out.
+//!
+//! Ticks bring 10 ms of audio; the encoder re-frames to the negotiated ptime (RFC 3551 §4.2: 20 ms by
+//! default). At end of stream it pads the last packet with silence so no audio is lost.
+
+use crate::codec::AudioEncoder;
+use crate::filter::{Filter, FilterDesc, FilterError, ProcessCx};
+use crate::frame::{EncodedFrame, Frame};
+
+pub struct Encoder {
+    codec: Box<dyn AudioEncoder>,
+    payload_type: u8,
+    /// Samples per packet.
+    frame_samples: usize,
+    pending: Vec<i16>,
+}
+
+impl Encoder {
+    pub const DESC: FilterDesc = FilterDesc { name: "encoder", inputs: 1, outputs: 1, pump: false };
+
+    /// `ptime_ms` is the packet duration (10..=60 in steps of 10 for G.711).
+    pub fn new(codec: Box<dyn AudioEncoder>, payload_type: u8, ptime_ms: u32) -> Self {
+        let frame_samples = (codec.kind().sample_rate() * ptime_ms / 1000) as usize;
+        Self { codec, payload_type, frame_samples, pending: Vec::with_capacity(frame_samples * 2) }
+    }
+
+    /// Change the packet duration; takes effect from the next packet.
+    pub fn set_ptime(&mut self, ptime_ms: u32) {
+        self.frame_samples = (self.codec.kind().sample_rate() * ptime_ms / 1000) as usize;
+    }
+
+    fn emit(&mut self, cx: &mut ProcessCx<'_>, end_of_stream: bool) {
+        let kind = self.codec.kind();
+        let n = self.frame_samples.min(self.pending.len());
+        let mut payload = Vec::with_capacity(self.frame_samples);
+        self.codec.encode(&self.pending[..n], &mut payload);
+        self.pending.drain(..n);
+        // RTP clock units per sample (G.722 will have 1/2 here; RFC 3551 §4.5.2).
+        let duration = (n as u64 * u64::from(kind.clock_rate()) / u64::from(kind.sample_rate())) as u32;
+        cx.push(
+            0,
+            EncodedFrame {
+                payload,
+                payload_type: self.payload_type,
+                duration,
+                clock_rate: kind.clock_rate(),
+                end_of_stream,
+            },
+        );
+    }
+}
+
+impl Filter for Encoder {
+    fn desc(&self) -> FilterDesc {
+        Self::DESC
+    }
+
+    fn process(&mut self, cx: &mut ProcessCx<'_>) -> Result<(), FilterError> {
+        let rate = self.codec.kind().sample_rate();
+        while let Some(frame) = cx.pop(0) {
+            let Frame::Audio(audio) = frame else {
+                return Err(FilterError::UnexpectedFrame { filter: "encoder", pin: 0, expected: "audio", got: frame.kind() });
+            };
+            if audio.rate != rate {
+                return Err(FilterError::UnsupportedRate { filter: "encoder", rate: audio.rate });
+            }
+            self.pending.extend_from_slice(&audio.samples);
+            while self.pending.len() >= self.frame_samples {
+                let last = audio.end_of_stream && self.pending.len() == self.frame_samples;
+                self.emit(cx, last);
+            }
+            if audio.end_of_stream && !self.pending.is_empty() {
+                self.pending.resize(self.frame_samples, 0);
+                self.emit(cx, true);
+            }
+        }
+        Ok(())
+    }
+}
