@@ -284,3 +284,145 @@ impl std::fmt::Debug for Graph {
         f.debug_struct("Graph").field("schedule", &names).field("ticks", &self.ticks).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{FilterError, NoClock, TICK};
+    use crate::nodes::{Tee, ToneGen, VoidSink};
+
+    /// Passes frames through and counts its runs; fails on a chosen tick.
+    struct Pass {
+        fail_at: Option<u64>,
+    }
+
+    impl Filter for Pass {
+        fn desc(&self) -> FilterDesc {
+            FilterDesc { name: "pass", inputs: 1, outputs: 1, pump: false }
+        }
+        fn process(&mut self, cx: &mut ProcessCx<'_>) -> Result<(), FilterError> {
+            if self.fail_at == Some(cx.tick) {
+                return Err(FilterError::Injected { filter: "pass" });
+            }
+            while let Some(f) = cx.pop(0) {
+                cx.push(0, f);
+            }
+            Ok(())
+        }
+    }
+
+    /// A clock that advances 1000 ns per reading, so usage times are exact.
+    struct StepClock(std::cell::Cell<u64>);
+
+    impl UsageClock for StepClock {
+        fn now_ns(&self) -> u64 {
+            let t = self.0.get() + 1000;
+            self.0.set(t);
+            t
+        }
+    }
+
+    #[test]
+    fn schedule_is_topological_whatever_the_insertion_order() {
+        let mut g = Graph::new();
+        let sink = g.add(VoidSink::new());
+        let b = g.add(Pass { fail_at: None });
+        let a = g.add(Pass { fail_at: None });
+        let src = g.add(ToneGen::new(8000, 440.0, 0.0, 1000));
+        g.chain(&[src, a, b, sink]).unwrap();
+        assert_eq!(g.schedule(), &[src, a, b, sink]);
+        g.tick(Duration::ZERO, &NoClock).unwrap();
+        // The tone crossed the whole chain in one tick.
+        assert_eq!(g.filter::<VoidSink>(sink).unwrap().frames, 1);
+        assert_eq!(g.queued_frames(), 0);
+    }
+
+    #[test]
+    fn cycles_and_bad_pins_are_refused() {
+        let mut g = Graph::new();
+        let a = g.add(Pass { fail_at: None });
+        let b = g.add(Pass { fail_at: None });
+        g.link(a, 0, b, 0).unwrap();
+        assert!(matches!(g.link(b, 0, a, 0), Err(GraphError::Cycle { .. })));
+        // The refused link left no trace: a and b are still a valid chain.
+        assert_eq!(g.schedule(), &[a, b]);
+        assert!(matches!(g.link(a, 0, b, 0), Err(GraphError::PinInUse { dir: "output", .. })));
+        assert!(matches!(g.link(a, 3, b, 0), Err(GraphError::NoSuchPin { dir: "output", pin: 3, .. })));
+        assert!(matches!(g.link(a, 0, NodeId(9), 0), Err(GraphError::NoSuchNode(NodeId(9)))));
+        let t = g.add(Tee::new());
+        let s = g.add(VoidSink::new());
+        assert!(matches!(g.link(s, 0, t, 0), Err(GraphError::NoSuchPin { dir: "output", .. })));
+        g.unlink(a, 0, b, 0).unwrap();
+        assert!(matches!(g.unlink(a, 0, b, 0), Err(GraphError::NotLinked { .. })));
+        // Now b -> a is fine.
+        g.link(b, 0, a, 0).unwrap();
+        let pos = |n| g.schedule().iter().position(|&x| x == n).unwrap();
+        assert!(pos(b) < pos(a), "{:?}", g.schedule());
+    }
+
+    #[test]
+    fn unfed_filters_do_not_run_but_pumps_and_sources_do() {
+        let mut g = Graph::new();
+        let src = g.add(ToneGen::new(8000, 440.0, 0.0, 1000).with_duration_ms(20));
+        let pass = g.add(Pass { fail_at: None });
+        let sink = g.add(VoidSink::new());
+        g.chain(&[src, pass, sink]).unwrap();
+        for i in 0..5 {
+            g.tick(TICK * i, &NoClock).unwrap();
+        }
+        let usage = g.usage();
+        let count = |name| usage.rows.iter().find(|r| r.name == name).unwrap().stats.count;
+        assert_eq!(count("tone_gen"), 5, "a source runs every tick");
+        assert_eq!(count("pass"), 2, "two 10 ms frames, then nothing to do");
+        assert_eq!(count("void_sink"), 2);
+    }
+
+    #[test]
+    fn a_failing_filter_stops_its_graph_for_good() {
+        let mut g = Graph::new();
+        let src = g.add(ToneGen::new(8000, 440.0, 0.0, 1000));
+        let pass = g.add(Pass { fail_at: Some(2) });
+        g.chain(&[src, pass]).unwrap();
+        g.tick(Duration::ZERO, &NoClock).unwrap();
+        g.tick(TICK, &NoClock).unwrap();
+        let err = g.tick(TICK * 2, &NoClock).unwrap_err();
+        assert!(matches!(err, GraphError::FilterFailed { node, name: "pass", .. } if node == pass));
+        assert!(matches!(g.tick(TICK * 3, &NoClock), Err(GraphError::Failed)));
+    }
+
+    #[test]
+    fn usage_table_reports_counts_times_and_shares() {
+        let mut g = Graph::new();
+        let src = g.add(ToneGen::new(8000, 440.0, 0.0, 1000));
+        let sink = g.add(VoidSink::new());
+        g.chain(&[src, sink]).unwrap();
+        let clock = StepClock(std::cell::Cell::new(0));
+        for i in 0..4 {
+            g.tick(TICK * i, &clock).unwrap();
+        }
+        let table = g.usage();
+        assert_eq!(table.rows.len(), 2);
+        for r in &table.rows {
+            assert_eq!(r.stats.count, 4);
+            assert_eq!(r.stats.mean_ns(), 1000.0);
+            assert_eq!(r.stats.max_ns, 1000);
+            assert_eq!(r.share_percent, 50.0);
+        }
+        let text = table.to_string();
+        assert!(text.contains("FILTER USAGE STATISTICS"), "{text}");
+        assert!(text.lines().any(|l| l.starts_with("tone_gen") && l.contains(" 4 ") && l.contains("0.0010000")), "{text}");
+    }
+
+    #[test]
+    fn removing_a_node_drops_its_links_and_queued_frames() {
+        let mut g = Graph::new();
+        let src = g.add(ToneGen::new(8000, 440.0, 0.0, 1000));
+        let pass = g.add(Pass { fail_at: None });
+        g.chain(&[src, pass]).unwrap();
+        g.tick(Duration::ZERO, &NoClock).unwrap();
+        g.remove(pass).unwrap();
+        assert_eq!(g.schedule(), &[src]);
+        assert_eq!(g.queued_frames(), 0);
+        assert!(g.filter::<Pass>(pass).is_none());
+    }
+}

@@ -77,3 +77,60 @@ impl Filter for Encoder {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{g711, CodecKind};
+    use crate::frame::AudioFrame;
+    use crate::testing::{sine, FilterHarness};
+
+    fn encoded(h: &mut FilterHarness<Encoder>) -> Vec<EncodedFrame> {
+        h.take(0)
+            .into_iter()
+            .map(|f| match f {
+                Frame::Encoded(e) => e,
+                other => panic!("{}", other.kind()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reframes_10ms_ticks_into_20ms_packets_bit_exactly() {
+        let pcm = sine(8000, 1000.0, 12000.0, 800);
+        let mut h = FilterHarness::new(Encoder::new(CodecKind::Pcmu.encoder(), 0, 20));
+        for chunk in pcm.chunks(80) {
+            h.push(0, AudioFrame::new(chunk.to_vec(), 8000));
+            h.run().unwrap();
+        }
+        let out = encoded(&mut h);
+        assert_eq!(out.len(), 5);
+        let mut expected = Vec::new();
+        g711::encode(g711::Law::Mu, &pcm, &mut expected);
+        let got: Vec<u8> = out.iter().flat_map(|e| e.payload.clone()).collect();
+        assert_eq!(got, expected);
+        assert!(out.iter().all(|e| e.duration == 160 && e.payload_type == 0 && !e.end_of_stream));
+    }
+
+    #[test]
+    fn end_of_stream_pads_the_last_packet_with_silence() {
+        let mut h = FilterHarness::new(Encoder::new(CodecKind::Pcma.encoder(), 8, 20));
+        h.push(0, AudioFrame::new(vec![1000; 80], 8000));
+        h.run().unwrap();
+        h.push(0, AudioFrame { samples: vec![1000; 30], rate: 8000, end_of_stream: true });
+        h.run().unwrap();
+        let out = encoded(&mut h);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].end_of_stream);
+        assert_eq!(out[0].payload.len(), 160);
+        assert_eq!(out[0].payload[109], g711::alaw_encode(1000));
+        assert_eq!(out[0].payload[110], g711::alaw_encode(0));
+    }
+
+    #[test]
+    fn wrong_rate_is_an_error() {
+        let mut h = FilterHarness::new(Encoder::new(CodecKind::Pcmu.encoder(), 0, 20));
+        h.push(0, AudioFrame::new(vec![0; 160], 16000));
+        assert!(matches!(h.run(), Err(FilterError::UnsupportedRate { rate: 16000, .. })));
+    }
+}

@@ -118,3 +118,96 @@ impl Filter for RtpSend {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::EncodedFrame;
+    use crate::testing::FilterHarness;
+    use rtp_types::RtpPacket;
+
+    fn frame(n: usize) -> EncodedFrame {
+        EncodedFrame { payload: vec![0xFF; n], payload_type: 0, duration: n as u32, clock_rate: 8000, end_of_stream: false }
+    }
+
+    fn dest() -> SocketAddr {
+        "127.0.0.1:4000".parse().unwrap()
+    }
+
+    /// (seq, ts, marker) of each datagram sent so far.
+    fn sent(h: &mut FilterHarness<RtpSend>) -> Vec<(u16, u32, bool)> {
+        h.transmits
+            .drain(..)
+            .map(|t| {
+                let p = RtpPacket::parse(&t.payload).unwrap();
+                assert_eq!(p.ssrc(), 0x1234_5678);
+                (p.sequence_number(), p.timestamp(), p.marker_bit())
+            })
+            .collect()
+    }
+
+    /// Packets every other tick (20 ms ptime), as an encoder fed 10 ms per tick produces them.
+    fn run_talkspurt(h: &mut FilterHarness<RtpSend>, packets: usize) {
+        for _ in 0..packets {
+            h.run().unwrap();
+            h.push(0, frame(160));
+            h.run().unwrap();
+        }
+    }
+
+    #[test]
+    fn contiguous_packets_step_seq_by_one_and_ts_by_duration_across_the_wrap() {
+        let mut h = FilterHarness::new(RtpSend::new(7, dest(), 8000, 0x1234_5678, 65534, u32::MAX - 200));
+        run_talkspurt(&mut h, 4);
+        let s = sent(&mut h);
+        let ts0 = u32::MAX - 200;
+        assert_eq!(
+            s,
+            vec![
+                (65534, ts0, true),
+                (65535, ts0.wrapping_add(160), false),
+                (0, ts0.wrapping_add(320), false),
+                (1, ts0.wrapping_add(480), false)
+            ]
+        );
+        assert_eq!(h.filter.stats().packets, 4);
+        assert_eq!(h.filter.stats().payload_bytes, 640);
+        assert_eq!(h.filter.stats().bytes, 4 * (12 + 160));
+    }
+
+    #[test]
+    fn a_file_switch_without_gap_continues_but_silence_jumps_the_timestamp_and_sets_the_marker() {
+        let mut h = FilterHarness::new(RtpSend::new(7, dest(), 8000, 0x1234_5678, 100, 1000));
+        run_talkspurt(&mut h, 2);
+        // Next file starts at once: contiguous, no marker.
+        run_talkspurt(&mut h, 1);
+        // 50 ms of silence (5 ticks with nothing to send), then a new talkspurt.
+        for _ in 0..5 {
+            h.run().unwrap();
+        }
+        run_talkspurt(&mut h, 2);
+        let s = sent(&mut h);
+        assert_eq!(s[..3], [(100, 1000, true), (101, 1160, false), (102, 1320, false)]);
+        // The gap is 5 ticks of 80 samples: the next packet's ts is 1320 + 160 + 400.
+        assert_eq!(s[3..], [(103, 1880, true), (104, 2040, false)]);
+    }
+
+    #[test]
+    fn two_packets_in_one_tick_are_contiguous() {
+        let mut h = FilterHarness::new(RtpSend::new(7, dest(), 8000, 0x1234_5678, 0, 0));
+        run_talkspurt(&mut h, 1);
+        h.run().unwrap();
+        h.push(0, frame(160));
+        h.push(0, frame(80));
+        h.run().unwrap();
+        assert_eq!(sent(&mut h), vec![(0, 0, true), (1, 160, false), (2, 320, false)]);
+    }
+
+    #[test]
+    fn non_encoded_input_is_an_error_naming_the_filter() {
+        let mut h = FilterHarness::new(RtpSend::new(7, dest(), 8000, 1, 0, 0));
+        h.push(0, crate::frame::AudioFrame::new(vec![0; 80], 8000));
+        let e = h.run().unwrap_err();
+        assert!(e.to_string().contains("rtp_send"), "{e}");
+    }
+}

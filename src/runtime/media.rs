@@ -1,0 +1,252 @@
+//! The media thread: drives the [`MediaCoordinator`] with real time and real UDP sockets.
+//!
+//! One OS thread. Each pass it takes commands (crossbeam-channel), reads every leg's RTP socket until
+//! it would block, runs the ticks due, sends what the graphs produced, and sleeps until the next tick
+//! is due (waking early for a command). The coordinator keeps the schedule (tick N at start + N × 10 ms).
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use rms_filters::UsageClock;
+use tokio::sync::mpsc;
+
+use crate::media::{LegId, MediaCmd, MediaCoordinator, MediaEvent, MediaOutput, TickStats};
+
+/// Largest datagram read; bigger ones are truncated and then rejected as bad RTP.
+const MAX_DATAGRAM: usize = 2048;
+
+/// A monotonic clock for filter usage statistics.
+#[derive(Debug, Clone, Copy)]
+pub struct MonotonicClock {
+    origin: Instant,
+}
+
+impl MonotonicClock {
+    pub fn new() -> Self {
+        Self { origin: Instant::now() }
+    }
+}
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UsageClock for MonotonicClock {
+    fn now_ns(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+}
+
+/// What the media thread accepts.
+#[derive(Debug)]
+pub enum MediaRequest {
+    /// A coordinator command.
+    Cmd(MediaCmd),
+    /// Hand the leg's bound RTP socket to the media thread, then create the leg.
+    CreateLeg { socket: UdpSocket, cmd: MediaCmd },
+    /// Report the tick statistics on the given channel.
+    TickStats(Sender<TickStats>),
+    /// Stop the thread after destroying every leg.
+    Shutdown,
+}
+
+/// The signalling side's handle on the media thread.
+pub struct MediaThread {
+    requests: Sender<MediaRequest>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl MediaThread {
+    /// Start the thread. Events come back on the returned receiver.
+    pub fn spawn(seed: u64) -> std::io::Result<(Self, mpsc::UnboundedReceiver<MediaEvent>)> {
+        let (req_tx, req_rx) = crossbeam_channel::unbounded();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let join = std::thread::Builder::new().name("rms-media".into()).spawn(move || {
+            let coordinator = MediaCoordinator::new(seed, Box::new(MonotonicClock::new()));
+            MediaLoop::new(coordinator, req_rx, ev_tx).run();
+        })?;
+        Ok((Self { requests: req_tx, join: Some(join) }, ev_rx))
+    }
+
+    pub fn send(&self, req: MediaRequest) {
+        // The thread only stops on Shutdown or when this handle drops, so a send error means it died;
+        // its panic is reported when joined.
+        if self.requests.send(req).is_err() {
+            tracing::error!("media thread is gone");
+        }
+    }
+
+    pub fn cmd(&self, cmd: MediaCmd) {
+        self.send(MediaRequest::Cmd(cmd));
+    }
+
+    /// Current tick statistics (blocks until the thread answers, at most one tick).
+    pub fn tick_stats(&self) -> Option<TickStats> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(MediaRequest::TickStats(tx));
+        rx.recv_timeout(Duration::from_secs(1)).ok()
+    }
+
+    /// Destroy every leg (their `LegClosed` events are sent) and join the thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.requests.send(MediaRequest::Shutdown);
+        if let Some(join) = self.join.take() {
+            if join.join().is_err() {
+                tracing::error!("media thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for MediaThread {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The thread's state: the coordinator plus the sockets it owns.
+pub struct MediaLoop {
+    coordinator: MediaCoordinator,
+    requests: Receiver<MediaRequest>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    sockets: HashMap<LegId, UdpSocket>,
+    start: Instant,
+    buf: Vec<u8>,
+}
+
+impl MediaLoop {
+    pub fn new(
+        coordinator: MediaCoordinator,
+        requests: Receiver<MediaRequest>,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> Self {
+        Self { coordinator, requests, events, sockets: HashMap::new(), start: Instant::now(), buf: vec![0; MAX_DATAGRAM] }
+    }
+
+    pub fn run(mut self) {
+        loop {
+            let now = self.start.elapsed();
+            self.read_sockets(now);
+            self.coordinator.tick(now);
+            self.flush();
+            let wait = self.coordinator.poll_timeout().saturating_sub(self.start.elapsed());
+            match self.requests.recv_timeout(wait) {
+                Ok(req) => {
+                    if !self.handle(req) {
+                        break;
+                    }
+                    while let Ok(req) = self.requests.try_recv() {
+                        if !self.handle(req) {
+                            return self.shutdown();
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.shutdown();
+    }
+
+    /// Returns false on Shutdown.
+    fn handle(&mut self, req: MediaRequest) -> bool {
+        let now = self.start.elapsed();
+        match req {
+            MediaRequest::Cmd(cmd) => {
+                if let MediaCmd::DestroyLeg { leg } = &cmd {
+                    self.sockets.remove(leg);
+                }
+                self.coordinator.handle_cmd(now, cmd);
+            }
+            MediaRequest::CreateLeg { socket, cmd } => {
+                if let MediaCmd::CreateLeg { leg, .. } = &cmd {
+                    if let Err(e) = socket.set_nonblocking(true) {
+                        tracing::error!(?leg, error = %e, "cannot make the RTP socket non-blocking");
+                    }
+                    self.sockets.insert(*leg, socket);
+                }
+                self.coordinator.handle_cmd(now, cmd);
+            }
+            MediaRequest::TickStats(tx) => {
+                let _ = tx.send(self.coordinator.tick_stats());
+            }
+            MediaRequest::Shutdown => return false,
+        }
+        self.flush();
+        true
+    }
+
+    /// Read every socket until it would block. A datagram is handed over with the time it was read.
+    pub fn read_sockets(&mut self, now: Duration) {
+        for (&leg, socket) in &self.sockets {
+            loop {
+                match socket.recv_from(&mut self.buf) {
+                    Ok((n, from)) => self.coordinator.handle_rtp(now, leg, from, &self.buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    // ICMP port unreachable from an earlier send surfaces here on Linux; harmless.
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                    Err(e) => {
+                        tracing::warn!(?leg, error = %e, "RTP socket read failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Send datagrams and forward events.
+    pub fn flush(&mut self) {
+        while let Some(out) = self.coordinator.poll_output() {
+            match out {
+                MediaOutput::Transmit { leg, dest, payload } => self.transmit(leg, dest, &payload),
+                MediaOutput::Event(e) => {
+                    if let MediaEvent::LegFailed { leg, .. } = &e {
+                        self.sockets.remove(leg);
+                    }
+                    let _ = self.events.send(e);
+                }
+            }
+        }
+    }
+
+    fn transmit(&self, leg: LegId, dest: SocketAddr, payload: &[u8]) {
+        let Some(socket) = self.sockets.get(&leg) else { return };
+        if let Err(e) = socket.send_to(payload, dest) {
+            if e.kind() != ErrorKind::WouldBlock && e.kind() != ErrorKind::ConnectionRefused {
+                tracing::warn!(?leg, %dest, error = %e, "RTP send failed");
+            }
+        }
+    }
+
+    fn shutdown(mut self) {
+        let now = self.start.elapsed();
+        let legs: Vec<LegId> = self.coordinator.legs().collect();
+        for leg in legs {
+            self.coordinator.handle_cmd(now, MediaCmd::DestroyLeg { leg });
+        }
+        self.flush();
+        self.sockets.clear();
+    }
+
+    /// Direct access for benchmarks that drive the loop by hand.
+    pub fn coordinator_mut(&mut self) -> &mut MediaCoordinator {
+        &mut self.coordinator
+    }
+
+    /// Register a socket for a leg without going through the channel (benchmarks).
+    pub fn attach_socket(&mut self, leg: LegId, socket: UdpSocket) -> std::io::Result<()> {
+        socket.set_nonblocking(true)?;
+        self.sockets.insert(leg, socket);
+        Ok(())
+    }
+}

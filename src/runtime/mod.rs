@@ -1,0 +1,6 @@
+//! The only I/O in rms: real clocks, sockets and threads. Everything here is a thin driver around a
+//! sans-IO core.
+
+pub mod media;
+
+pub use media::{MediaLoop, MediaRequest, MediaThread, MonotonicClock};
