@@ -1,1 +1,82 @@
-fn main() {}
+//! Cost of one 10 ms tick of N PCMU play graphs, without socket I/O.
+//!
+//! Each graph is the "play" recipe: file_player → resampler → encoder (PCMU, 20 ms) → rtp_send, and
+//! rtp_recv → void_sink. Filters are timed with a real monotonic clock, as in production, so the usage
+//! statistics' own cost is included. Transmits are drained and dropped.
+//!
+//! Run: `cargo bench -p rms-filters --bench play_graph`. Criterion reports the time of one tick of all
+//! N graphs; the "per graph" line printed at the end divides by N.
+
+#![allow(clippy::disallowed_methods)] // a benchmark times real work
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rms_filters::codec::CodecKind;
+use rms_filters::nodes::{Encoder, FilePlayer, Resampler, RtpRecv, RtpSend, VoidSink};
+use rms_filters::{Graph, UsageClock, TICK};
+
+struct RealClock(Instant);
+
+impl UsageClock for RealClock {
+    fn now_ns(&self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
+}
+
+fn write_prompt(rate: u32) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("rms-bench-prompt-{rate}.wav"));
+    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(&path, spec).expect("write bench prompt");
+    for s in rms_filters::testing::test_signal(rate, rate as usize * 3, 3400.0) {
+        w.write_sample(s).expect("write bench prompt");
+    }
+    w.finalize().expect("write bench prompt");
+    path
+}
+
+fn play_graph(i: u32, file: &Path) -> Graph {
+    let dest: SocketAddr = "127.0.0.1:9".parse().expect("literal address");
+    let mut g = Graph::new();
+    let player = g.add(FilePlayer::new());
+    let resampler = g.add(Resampler::new(8000));
+    let encoder = g.add(Encoder::new(CodecKind::Pcmu.encoder(), 0, 20));
+    let send = g.add(RtpSend::new(i, dest, 8000, i, 0, 0));
+    g.chain(&[player, resampler, encoder, send]).expect("link");
+    let recv = g.add(RtpRecv::new(8000));
+    let sink = g.add(VoidSink::new());
+    g.chain(&[recv, sink]).expect("link");
+    g.filter_mut::<FilePlayer>(player).expect("player").play(file, 0).expect("open prompt");
+    g
+}
+
+fn bench_ticks(c: &mut Criterion) {
+    let clock = RealClock(Instant::now());
+    for rate in [8000u32, 16000] {
+        let file = write_prompt(rate);
+        let mut group = c.benchmark_group(format!("pcmu_play_graph_tick_{}k_prompt", rate / 1000));
+        for n in [1u32, 100, 1000] {
+            let mut graphs: Vec<Graph> = (0..n).map(|i| play_graph(i, &file)).collect();
+            let mut now = Duration::ZERO;
+            group.throughput(Throughput::Elements(u64::from(n)));
+            group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+                b.iter(|| {
+                    now += TICK;
+                    for g in graphs.iter_mut() {
+                        g.tick(now, &clock).expect("tick");
+                        for t in g.drain_transmits() {
+                            black_box(t);
+                        }
+                    }
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_ticks);
+criterion_main!(benches);

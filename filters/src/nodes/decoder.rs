@@ -42,3 +42,28 @@ impl Filter for Decoder {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{g711, CodecKind};
+    use crate::frame::RtpFrame;
+    use crate::testing::FilterHarness;
+
+    fn rtp(pt: u8, payload: Vec<u8>) -> RtpFrame {
+        RtpFrame { ssrc: 1, seq: 1, timestamp: 0, payload_type: pt, marker: false, payload }
+    }
+
+    #[test]
+    fn decodes_its_payload_type_and_drops_others() {
+        let mut h = FilterHarness::new(Decoder::new(CodecKind::Pcma.decoder(), 8));
+        let codes: Vec<u8> = (0..=255).collect();
+        h.push(0, rtp(8, codes.clone()));
+        h.push(0, rtp(101, vec![1, 2, 3, 4]));
+        h.run().unwrap();
+        let out = h.take_samples(0);
+        let expected: Vec<i16> = codes.iter().map(|&c| g711::alaw_decode(c)).collect();
+        assert_eq!(out, expected);
+        assert_eq!(h.filter.foreign_packets, 1);
+    }
+}

@@ -33,3 +33,21 @@ impl Filter for Tee {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::AudioFrame;
+    use crate::testing::FilterHarness;
+
+    #[test]
+    fn every_output_gets_every_frame() {
+        let mut h = FilterHarness::new(Tee::new());
+        h.push(0, AudioFrame::new(vec![1, 2, 3], 8000));
+        h.push(0, AudioFrame::new(vec![4], 8000));
+        h.run().unwrap();
+        for pin in 0..Tee::OUTPUTS {
+            assert_eq!(h.take_samples(pin), vec![1, 2, 3, 4], "pin {pin}");
+        }
+    }
+}

@@ -60,3 +60,30 @@ impl Filter for ToneGen {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{goertzel_ratio, FilterHarness};
+
+    #[test]
+    fn emits_10ms_frames_of_the_tone_and_ends_on_time() {
+        let mut h = FilterHarness::new(ToneGen::new(8000, 425.0, 0.0, 8000).with_duration_ms(105));
+        let mut frames = Vec::new();
+        for _ in 0..15 {
+            h.run().unwrap();
+            frames.extend(h.take(0));
+        }
+        assert_eq!(frames.len(), 11);
+        let samples: Vec<i16> = frames
+            .iter()
+            .flat_map(|f| match f {
+                crate::frame::Frame::Audio(a) => a.samples.clone(),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(samples.len(), 840);
+        assert!(matches!(&frames[10], crate::frame::Frame::Audio(a) if a.end_of_stream && a.samples.len() == 40));
+        assert!(goertzel_ratio(&samples, 8000, 425.0) > 0.9);
+    }
+}

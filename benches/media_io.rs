@@ -1,0 +1,71 @@
+//! Cost of one 10 ms tick of N PCMU play legs through the media thread's real loop, with UDP on
+//! loopback: every leg sends its RTP to its own socket, so each tick does the `send_to`s of the
+//! packets due, the `recv_from`s that read them back into each leg's `rtp_recv`, and one
+//! would-block read per socket, besides ticking the graphs.
+//!
+//! Run: `cargo bench -p rms --bench media_io`. Criterion reports the time of one tick of all N legs;
+//! divide by N (or read the throughput line, in legs per second) for the per-graph figure.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rms::media::{LegId, LegMedia, MediaCmd, MediaCoordinator};
+use rms::runtime::{MediaLoop, MonotonicClock};
+use rms_filters::codec::CodecKind;
+use rms_filters::TICK;
+
+fn write_prompt(rate: u32) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("rms-bench-io-prompt-{rate}.wav"));
+    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(&path, spec).expect("write bench prompt");
+    for s in rms_filters::testing::test_signal(rate, rate as usize * 3, 3400.0) {
+        w.write_sample(s).expect("write bench prompt");
+    }
+    w.finalize().expect("write bench prompt");
+    path
+}
+
+fn media_loop(n: u32, file: &PathBuf) -> MediaLoop {
+    let (_req_tx, req_rx) = crossbeam_channel::unbounded();
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Events are not read in this bench; keep the receiver alive so sends succeed.
+    std::mem::forget(ev_rx);
+    let mut ml = MediaLoop::new(MediaCoordinator::new(1, Box::new(MonotonicClock::new())), req_rx, ev_tx);
+    for i in 0..n {
+        let leg = LegId(i);
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let remote = socket.local_addr().expect("addr");
+        ml.attach_socket(leg, socket).expect("attach");
+        let media = LegMedia { remote, codec: CodecKind::Pcmu, payload_type: 0, ptime_ms: 20 };
+        let c = ml.coordinator_mut();
+        c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg, media });
+        c.handle_cmd(Duration::ZERO, MediaCmd::Play { leg, file: file.clone(), loops: 0, token: 0 });
+    }
+    ml
+}
+
+fn bench_io(c: &mut Criterion) {
+    for rate in [8000u32, 16000] {
+        let file = write_prompt(rate);
+        let mut group = c.benchmark_group(format!("pcmu_play_leg_tick_with_udp_{}k_prompt", rate / 1000));
+        for n in [1u32, 100, 1000] {
+            let mut ml = media_loop(n, &file);
+            let mut now = Duration::ZERO;
+            group.throughput(Throughput::Elements(u64::from(n)));
+            group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+                b.iter(|| {
+                    ml.read_sockets(now);
+                    black_box(ml.coordinator_mut().tick(now));
+                    ml.flush();
+                    now += TICK;
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_io);
+criterion_main!(benches);
