@@ -7,7 +7,7 @@
 //! divide by N (or read the throughput line, in legs per second) for the per-graph figure.
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -18,7 +18,8 @@ use rms_filters::TICK;
 
 fn write_prompt(rate: u32) -> PathBuf {
     let path = std::env::temp_dir().join(format!("rms-bench-io-prompt-{rate}.wav"));
-    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(&path, spec).expect("write bench prompt");
     for s in rms_filters::testing::test_signal(rate, rate as usize * 3, 3400.0) {
         w.write_sample(s).expect("write bench prompt");
@@ -27,7 +28,7 @@ fn write_prompt(rate: u32) -> PathBuf {
     path
 }
 
-fn media_loop(n: u32, file: &PathBuf) -> MediaLoop {
+fn media_loop(n: u32, file: &Path) -> MediaLoop {
     let (_req_tx, req_rx) = crossbeam_channel::unbounded();
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
     // Events are not read in this bench; keep the receiver alive so sends succeed.
@@ -41,7 +42,7 @@ fn media_loop(n: u32, file: &PathBuf) -> MediaLoop {
         let media = LegMedia { remote, codec: CodecKind::Pcmu, payload_type: 0, ptime_ms: 20 };
         let c = ml.coordinator_mut();
         c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg, media });
-        c.handle_cmd(Duration::ZERO, MediaCmd::Play { leg, file: file.clone(), loops: 0, token: 0 });
+        c.handle_cmd(Duration::ZERO, MediaCmd::Play { leg, file: file.to_path_buf(), loops: 0, token: 0 });
     }
     ml
 }

@@ -58,7 +58,8 @@ fn temp_path(name: &str) -> PathBuf {
 }
 
 fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
-    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(path, spec).expect("create wav");
     for &s in samples {
         w.write_sample(s).expect("write wav");
@@ -229,10 +230,7 @@ fn a_failing_filter_ends_only_its_own_leg_and_the_others_keep_ticking() {
     let failures: Vec<(usize, &MediaEvent)> =
         ticks.iter().enumerate().flat_map(|(n, t)| t.events.iter().map(move |e| (n, e))).collect();
     assert_eq!(failures.len(), 2, "{failures:?}");
-    assert!(matches!(
-        failures[0],
-        (10, MediaEvent::LegFailed { leg: LegId(2), error: MediaError::Graph(_), .. })
-    ));
+    assert!(matches!(failures[0], (10, MediaEvent::LegFailed { leg: LegId(2), error: MediaError::Graph(_), .. })));
     match failures[1] {
         (10, MediaEvent::LegFailed { leg: LegId(3), error: MediaError::Panicked { message }, .. }) => {
             assert!(message.contains("faulty filter blew up"))
@@ -302,26 +300,34 @@ fn garbage_rtp_is_counted_bad_formatted_and_dropped() {
     let leg = LegId(1);
     c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg, media: pcmu(remote()) });
     let from = remote();
-    let good = rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
-        .payload_type(0)
-        .sequence_number(1)
-        .timestamp(0)
-        .ssrc(77)
-        .payload([0xFFu8; 160].as_slice())
-        .write_vec_unchecked();
-    c.handle_rtp(Duration::ZERO, leg, from, &good);
-    c.handle_rtp(Duration::ZERO, leg, from, &good[..7]);
-    c.handle_rtp(Duration::ZERO, leg, from, b"");
-    c.handle_rtp(Duration::ZERO, leg, from, &[0x40; 40]);
-    c.handle_rtp(Duration::ZERO, leg, from, &good);
-    c.handle_rtp(Duration::ZERO, LegId(99), from, &good);
+    let packet = |seq: u16| {
+        rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
+            .payload_type(0)
+            .sequence_number(seq)
+            .timestamp(u32::from(seq) * 160)
+            .ssrc(77)
+            .payload([0xFFu8; 160].as_slice())
+            .write_vec_unchecked()
+    };
+    for seq in 1..=3 {
+        c.handle_rtp(TICK * 2 * u32::from(seq), leg, from, &packet(seq));
+    }
+    let good = packet(4);
+    c.handle_rtp(TICK * 8, leg, from, &good);
+    c.handle_rtp(TICK * 8, leg, from, &good[..7]);
+    c.handle_rtp(TICK * 8, leg, from, b"");
+    c.handle_rtp(TICK * 8, leg, from, &[0x40; 40]);
+    c.handle_rtp(TICK * 8, leg, from, &good);
+    // A datagram for a leg that does not exist is dropped without effect.
+    c.handle_rtp(TICK * 8, LegId(99), from, &good);
     run_ticks(&mut c, 0, 20);
     c.handle_cmd(TICK * 20, MediaCmd::DestroyLeg { leg });
     match c.poll_output() {
         Some(MediaOutput::Event(MediaEvent::LegClosed { report, .. })) => {
             assert_eq!(report.received.bad_formatted, 3);
-            assert_eq!(report.received.packets, 2);
+            assert_eq!(report.received.packets, 5, "duplicates count as received (RFC 3550 A.3)");
             assert_eq!(report.received.duplicated, 1);
+            assert_eq!(report.received.cumulative_lost, -1);
             assert!(report.usage.to_string().contains("rtp_recv"));
         }
         other => panic!("{other:?}"),
@@ -375,9 +381,10 @@ fn a_play_graph_with_its_buffers_costs_at_most_64_kib() {
 // Real sockets, decoded by sox.
 
 fn sox(args: &[&str]) {
-    let out = Command::new("sox").args(args).output().unwrap_or_else(|e| {
-        panic!("sox is needed for this test (the README's test command installs it): {e}")
-    });
+    let out = Command::new("sox")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("sox is needed for this test (the README's test command installs it): {e}"));
     assert!(out.status.success(), "sox {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -431,7 +438,18 @@ fn correlation_over_loopback(rate: u32) -> f64 {
     std::fs::write(&raw, &ulaw).expect("write capture");
     let decoded = temp_path(&format!("received-{rate}.wav"));
     // sox decodes the µ-law, independently of our tables.
-    sox(&["-t", "ul", "-r", "8000", "-c", "1", raw.to_str().expect("utf8"), "-b", "16", decoded.to_str().expect("utf8")]);
+    sox(&[
+        "-t",
+        "ul",
+        "-r",
+        "8000",
+        "-c",
+        "1",
+        raw.to_str().expect("utf8"),
+        "-b",
+        "16",
+        decoded.to_str().expect("utf8"),
+    ]);
     let reference = if rate == 8000 {
         file.clone()
     } else {

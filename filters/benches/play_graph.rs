@@ -29,7 +29,8 @@ impl UsageClock for RealClock {
 
 fn write_prompt(rate: u32) -> PathBuf {
     let path = std::env::temp_dir().join(format!("rms-bench-prompt-{rate}.wav"));
-    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(&path, spec).expect("write bench prompt");
     for s in rms_filters::testing::test_signal(rate, rate as usize * 3, 3400.0) {
         w.write_sample(s).expect("write bench prompt");

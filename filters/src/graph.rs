@@ -11,8 +11,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::filter::{Filter, FilterDesc, FilterError, FilterEvent, ProcessCx, Queue, Transmit, UsageClock, UsageTable};
 use crate::filter::UsageStats;
+use crate::filter::{Filter, FilterDesc, FilterError, FilterEvent, ProcessCx, Queue, Transmit, UsageClock, UsageTable};
 
 /// Index of a node in its graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -257,8 +257,7 @@ impl Graph {
         for l in self.links.iter().flatten() {
             indegree[l.to.0 .0 as usize] += 1;
         }
-        let mut ready: VecDeque<usize> =
-            (0..n).filter(|&i| self.nodes[i].is_some() && indegree[i] == 0).collect();
+        let mut ready: VecDeque<usize> = (0..n).filter(|&i| self.nodes[i].is_some() && indegree[i] == 0).collect();
         let mut order = Vec::with_capacity(n);
         while let Some(i) = ready.pop_front() {
             order.push(NodeId(i as u32));
@@ -410,7 +409,10 @@ mod tests {
         }
         let text = table.to_string();
         assert!(text.contains("FILTER USAGE STATISTICS"), "{text}");
-        assert!(text.lines().any(|l| l.starts_with("tone_gen") && l.contains(" 4 ") && l.contains("0.0010000")), "{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with("tone_gen") && l.contains(" 4 ") && l.contains("0.0010000")),
+            "{text}"
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub mod rtp;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use filter::{Filter, FilterDesc, FilterError, FilterEvent, NoClock, ProcessCx, Transmit, UsageClock, UsageTable, TICK};
+pub use filter::{
+    Filter, FilterDesc, FilterError, FilterEvent, NoClock, ProcessCx, Transmit, UsageClock, UsageTable, TICK,
+};
 pub use frame::{AudioFrame, EncodedFrame, Frame, RtpFrame};
 pub use graph::{Graph, GraphError, NodeId};

@@ -236,7 +236,11 @@ impl MediaCoordinator {
                     }
                     FilterEvent::FileError { error, .. } => {
                         if let Some(token) = leg.playing.take() {
-                            self.outputs.push_back(MediaOutput::Event(MediaEvent::PlayFailed { leg: id, token, error }));
+                            self.outputs.push_back(MediaOutput::Event(MediaEvent::PlayFailed {
+                                leg: id,
+                                token,
+                                error,
+                            }));
                         }
                     }
                     FilterEvent::RecordingClosed { .. } => {}
@@ -267,7 +271,7 @@ impl MediaCoordinator {
 }
 
 fn check_ptime(ptime_ms: u32) -> Result<(), MediaError> {
-    if (10..=60).contains(&ptime_ms) && ptime_ms % 10 == 0 {
+    if (10..=60).contains(&ptime_ms) && ptime_ms.is_multiple_of(10) {
         return Ok(());
     }
     Err(MediaError::BadPtime(ptime_ms))

@@ -48,17 +48,35 @@ pub struct LegMedia {
 #[derive(Debug, Clone, PartialEq)]
 pub enum MediaCmd {
     /// Build the leg's graph; RTP reception starts at once, sending when something plays.
-    CreateLeg { leg: LegId, media: LegMedia },
+    CreateLeg {
+        leg: LegId,
+        media: LegMedia,
+    },
     /// New remote address or ptime after a re-INVITE; SSRC, sequence and timestamps continue.
-    UpdateLeg { leg: LegId, media: LegMedia },
+    UpdateLeg {
+        leg: LegId,
+        media: LegMedia,
+    },
     /// Play `file` `loops` times (0 = until stopped); `PlayDone { token }` follows. A play already
     /// running is replaced and reported as `PlayDone { completed: false }`.
-    Play { leg: LegId, file: PathBuf, loops: u32, token: u64 },
-    StopPlay { leg: LegId },
+    Play {
+        leg: LegId,
+        file: PathBuf,
+        loops: u32,
+        token: u64,
+    },
+    StopPlay {
+        leg: LegId,
+    },
     /// Record what the leg receives to a WAV file at the codec's rate, until the leg ends.
-    Record { leg: LegId, file: PathBuf },
+    Record {
+        leg: LegId,
+        file: PathBuf,
+    },
     /// Tear the graph down; `LegClosed` reports its statistics.
-    DestroyLeg { leg: LegId },
+    DestroyLeg {
+        leg: LegId,
+    },
 }
 
 /// What the coordinator reports.
@@ -80,6 +98,10 @@ pub enum MediaEvent {
 #[derive(Debug)]
 pub enum MediaOutput {
     /// Send `payload` from the leg's RTP socket to `dest`.
-    Transmit { leg: LegId, dest: SocketAddr, payload: Vec<u8> },
+    Transmit {
+        leg: LegId,
+        dest: SocketAddr,
+        payload: Vec<u8>,
+    },
     Event(MediaEvent),
 }

@@ -133,7 +133,14 @@ impl MediaLoop {
         requests: Receiver<MediaRequest>,
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> Self {
-        Self { coordinator, requests, events, sockets: HashMap::new(), start: Instant::now(), buf: vec![0; MAX_DATAGRAM] }
+        Self {
+            coordinator,
+            requests,
+            events,
+            sockets: HashMap::new(),
+            start: Instant::now(),
+            buf: vec![0; MAX_DATAGRAM],
+        }
     }
 
     pub fn run(mut self) {

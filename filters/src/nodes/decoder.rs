@@ -29,7 +29,12 @@ impl Filter for Decoder {
         let rate = self.codec.kind().sample_rate();
         while let Some(frame) = cx.pop(0) {
             let Frame::Rtp(rtp) = frame else {
-                return Err(FilterError::UnexpectedFrame { filter: "decoder", pin: 0, expected: "rtp", got: frame.kind() });
+                return Err(FilterError::UnexpectedFrame {
+                    filter: "decoder",
+                    pin: 0,
+                    expected: "rtp",
+                    got: frame.kind(),
+                });
             };
             if rtp.payload_type != self.payload_type {
                 self.foreign_packets += 1;

@@ -59,7 +59,12 @@ impl Filter for Encoder {
         let rate = self.codec.kind().sample_rate();
         while let Some(frame) = cx.pop(0) {
             let Frame::Audio(audio) = frame else {
-                return Err(FilterError::UnexpectedFrame { filter: "encoder", pin: 0, expected: "audio", got: frame.kind() });
+                return Err(FilterError::UnexpectedFrame {
+                    filter: "encoder",
+                    pin: 0,
+                    expected: "audio",
+                    got: frame.kind(),
+                });
             };
             if audio.rate != rate {
                 return Err(FilterError::UnsupportedRate { filter: "encoder", rate: audio.rate });

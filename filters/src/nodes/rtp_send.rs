@@ -81,7 +81,12 @@ impl Filter for RtpSend {
         self.media_now += u64::from(self.clock_rate / 100);
         while let Some(frame) = cx.pop(0) {
             let Frame::Encoded(enc) = frame else {
-                return Err(FilterError::UnexpectedFrame { filter: "rtp_send", pin: 0, expected: "encoded", got: frame.kind() });
+                return Err(FilterError::UnexpectedFrame {
+                    filter: "rtp_send",
+                    pin: 0,
+                    expected: "encoded",
+                    got: frame.kind(),
+                });
             };
             let d = u64::from(enc.duration);
             // Audio for this packet ends at `media_now` at the latest. A shortfall of at least one packet
@@ -127,7 +132,13 @@ mod tests {
     use rtp_types::RtpPacket;
 
     fn frame(n: usize) -> EncodedFrame {
-        EncodedFrame { payload: vec![0xFF; n], payload_type: 0, duration: n as u32, clock_rate: 8000, end_of_stream: false }
+        EncodedFrame {
+            payload: vec![0xFF; n],
+            payload_type: 0,
+            duration: n as u32,
+            clock_rate: 8000,
+            end_of_stream: false,
+        }
     }
 
     fn dest() -> SocketAddr {
