@@ -1,7 +1,7 @@
 //! Cost of one 10 ms tick of N PCMU play legs through the media thread's real loop, with UDP on
 //! loopback: every leg sends its RTP to its own socket, so each tick does the `send_to`s of the
-//! packets due, the `recv_from`s that read them back into each leg's `rtp_recv`, and one
-//! would-block read per socket, besides ticking the graphs.
+//! packets due, the epoll readiness check and the `recv_from`s that read them back into each leg's
+//! `rtp_recv`, besides ticking the graphs.
 //!
 //! Run: `cargo bench -p rms --bench media_io`. Criterion reports the time of one tick of all N legs;
 //! divide by N (or read the throughput line, in legs per second) for the per-graph figure.
@@ -33,7 +33,8 @@ fn media_loop(n: u32, file: &Path) -> MediaLoop {
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
     // Events are not read in this bench; keep the receiver alive so sends succeed.
     std::mem::forget(ev_rx);
-    let mut ml = MediaLoop::new(MediaCoordinator::new(1, Box::new(MonotonicClock::new())), req_rx, ev_tx);
+    let mut ml =
+        MediaLoop::new(MediaCoordinator::new(1, Box::new(MonotonicClock::new())), req_rx, ev_tx).expect("media loop");
     for i in 0..n {
         let leg = LegId(i);
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");

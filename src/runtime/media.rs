@@ -1,8 +1,14 @@
 //! The media thread: drives the [`MediaCoordinator`] with real time and real UDP sockets.
 //!
-//! One OS thread. Each pass it takes commands (crossbeam-channel), reads every leg's RTP socket until
-//! it would block, runs the ticks due, sends what the graphs produced, and sleeps until the next tick
+//! One OS thread. Each pass it takes commands (crossbeam-channel), reads the RTP sockets that have
+//! datagrams waiting, runs the ticks due, sends what the graphs produced, and sleeps until the next tick
 //! is due (waking early for a command). The coordinator keeps the schedule (tick N at start + N × 10 ms).
+//!
+//! Readiness comes from one level-triggered epoll set over all leg sockets: a `recv_from` on every
+//! socket every tick would cost an idle system call per leg per tick (measured: it doubled the I/O
+//! cost of 1000 play legs). Each pass asks epoll which sockets are readable and reads one datagram from
+//! each, repeating while any remain, up to [`MAX_READS_PER_TICK`] per socket so one flooded leg cannot
+//! starve the tick.
 
 // The runtime layer is where real clocks live.
 #![allow(clippy::disallowed_methods)]
@@ -14,6 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use rms_filters::UsageClock;
 use tokio::sync::mpsc;
 
@@ -21,6 +28,12 @@ use crate::media::{LegId, MediaCmd, MediaCoordinator, MediaEvent, MediaOutput, T
 
 /// Largest datagram read; bigger ones are truncated and then rejected as bad RTP.
 const MAX_DATAGRAM: usize = 2048;
+
+/// Datagrams read per socket per pass of the loop at most; the rest wait for the next pass.
+pub const MAX_READS_PER_TICK: usize = 16;
+
+/// Readiness events fetched per `epoll_wait`.
+const EVENTS_PER_WAIT: usize = 1024;
 
 /// A monotonic clock for filter usage statistics.
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +85,10 @@ impl MediaThread {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let join = std::thread::Builder::new().name("rms-media".into()).spawn(move || {
             let coordinator = MediaCoordinator::new(seed, Box::new(MonotonicClock::new()));
-            MediaLoop::new(coordinator, req_rx, ev_tx).run();
+            match MediaLoop::new(coordinator, req_rx, ev_tx) {
+                Ok(media_loop) => media_loop.run(),
+                Err(e) => tracing::error!(error = %e, "cannot start the media loop"),
+            }
         })?;
         Ok((Self { requests: req_tx, join: Some(join) }, ev_rx))
     }
@@ -123,6 +139,9 @@ pub struct MediaLoop {
     requests: Receiver<MediaRequest>,
     events: mpsc::UnboundedSender<MediaEvent>,
     sockets: HashMap<LegId, UdpSocket>,
+    /// Readiness of every socket in `sockets`, keyed by leg id.
+    epoll: Epoll,
+    ready: Vec<EpollEvent>,
     start: Instant,
     buf: Vec<u8>,
 }
@@ -132,15 +151,18 @@ impl MediaLoop {
         coordinator: MediaCoordinator,
         requests: Receiver<MediaRequest>,
         events: mpsc::UnboundedSender<MediaEvent>,
-    ) -> Self {
-        Self {
+    ) -> std::io::Result<Self> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        Ok(Self {
             coordinator,
             requests,
             events,
             sockets: HashMap::new(),
+            epoll,
+            ready: vec![EpollEvent::empty(); EVENTS_PER_WAIT],
             start: Instant::now(),
             buf: vec![0; MAX_DATAGRAM],
-        }
+        })
     }
 
     pub fn run(mut self) {
@@ -174,16 +196,15 @@ impl MediaLoop {
         match req {
             MediaRequest::Cmd(cmd) => {
                 if let MediaCmd::DestroyLeg { leg } = &cmd {
-                    self.sockets.remove(leg);
+                    self.detach_socket(*leg);
                 }
                 self.coordinator.handle_cmd(now, cmd);
             }
             MediaRequest::CreateLeg { socket, cmd } => {
                 if let MediaCmd::CreateLeg { leg, .. } = &cmd {
-                    if let Err(e) = socket.set_nonblocking(true) {
-                        tracing::error!(?leg, error = %e, "cannot make the RTP socket non-blocking");
+                    if let Err(e) = self.attach_socket(*leg, socket) {
+                        tracing::error!(?leg, error = %e, "cannot watch the leg's RTP socket; it will not receive");
                     }
-                    self.sockets.insert(*leg, socket);
                 }
                 self.coordinator.handle_cmd(now, cmd);
             }
@@ -196,19 +217,28 @@ impl MediaLoop {
         true
     }
 
-    /// Read every socket until it would block. A datagram is handed over with the time it was read.
+    /// Read the datagrams waiting on leg sockets. A datagram is handed over with the time it was read.
     pub fn read_sockets(&mut self, now: Duration) {
-        for (&leg, socket) in &self.sockets {
-            loop {
+        for _ in 0..MAX_READS_PER_TICK {
+            let n = match self.epoll.wait(&mut self.ready, EpollTimeout::ZERO) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "epoll_wait failed");
+                    return;
+                }
+            };
+            if n == 0 {
+                return;
+            }
+            for ev in &self.ready[..n] {
+                let leg = LegId(ev.data() as u32);
+                let Some(socket) = self.sockets.get(&leg) else { continue };
                 match socket.recv_from(&mut self.buf) {
-                    Ok((n, from)) => self.coordinator.handle_rtp(now, leg, from, &self.buf[..n]),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Ok((len, from)) => self.coordinator.handle_rtp(now, leg, from, &self.buf[..len]),
                     // ICMP port unreachable from an earlier send surfaces here on Linux; harmless.
-                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
-                    Err(e) => {
-                        tracing::warn!(?leg, error = %e, "RTP socket read failed");
-                        break;
-                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::ConnectionRefused) => {}
+                    Err(e) => tracing::warn!(?leg, error = %e, "RTP socket read failed"),
                 }
             }
         }
@@ -221,7 +251,7 @@ impl MediaLoop {
                 MediaOutput::Transmit { leg, dest, payload } => self.transmit(leg, dest, &payload),
                 MediaOutput::Event(e) => {
                     if let MediaEvent::LegFailed { leg, .. } = &e {
-                        self.sockets.remove(leg);
+                        self.detach_socket(*leg);
                     }
                     let _ = self.events.send(e);
                 }
@@ -253,10 +283,19 @@ impl MediaLoop {
         &mut self.coordinator
     }
 
-    /// Register a socket for a leg without going through the channel (benchmarks).
+    /// Own `leg`'s RTP socket and watch it for datagrams (also used directly by benchmarks).
     pub fn attach_socket(&mut self, leg: LegId, socket: UdpSocket) -> std::io::Result<()> {
         socket.set_nonblocking(true)?;
-        self.sockets.insert(leg, socket);
+        self.epoll.add(&socket, EpollEvent::new(EpollFlags::EPOLLIN, u64::from(leg.0)))?;
+        if let Some(old) = self.sockets.insert(leg, socket) {
+            let _ = self.epoll.delete(&old);
+        }
         Ok(())
+    }
+
+    fn detach_socket(&mut self, leg: LegId) {
+        if let Some(socket) = self.sockets.remove(&leg) {
+            let _ = self.epoll.delete(&socket);
+        }
     }
 }
