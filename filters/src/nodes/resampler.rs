@@ -1,7 +1,9 @@
 //! `resampler`: converts PCM frames to the call's rate (a prompt at 16 kHz for a PCMU call at 8 kHz).
 //!
-//! Frames already at the output rate pass through untouched. Others go through rubato's FFT
-//! resampler, one 10 ms chunk at a time. A stream's output is time-aligned with its input (the
+//! Frames already at the output rate pass through untouched. Integer down-conversions (16, 32 and
+//! 48 kHz to 8 kHz; 32 and 48 kHz to 16 kHz) go through [`Decimator`], a polyphase FIR of our own;
+//! the rest (22.05 and 44.1 kHz sources, up-conversion) through rubato's FFT resampler, one 10 ms
+//! chunk at a time. A stream's output is time-aligned with its input (the
 //! resampler's delay is dropped at the start) and, at `end_of_stream`, the tail is flushed so that the
 //! stream yields exactly round(input × out_rate / in_rate) samples; the next stream starts afresh.
 
@@ -104,12 +106,12 @@ impl Filter for Resampler {
 struct Stream {
     in_rate: u32,
     out_rate: u32,
-    fft: Fft<f32>,
+    engine: Engine,
     /// One input chunk being collected.
-    input: Vec<f32>,
+    input: Vec<i16>,
     filled: usize,
     /// One output chunk.
-    output: Vec<f32>,
+    output: Vec<i16>,
     /// Output samples still to drop at the stream start (the resampler's delay).
     to_trim: usize,
     total_in: u64,
@@ -118,18 +120,11 @@ struct Stream {
 
 impl Stream {
     fn new(in_rate: u32, out_rate: u32) -> Result<Stream, FilterError> {
-        let failed = |e: &dyn std::fmt::Display| FilterError::Resampler { filter: NAME, detail: e.to_string() };
-        // One FFT block per 10 ms frame where the rates allow; rubato rounds up to a whole block (441
-        // samples, 20 ms, at 22050 Hz). An odd block (441, from 22050 or 44100 Hz) centres rubato's filter
-        // half an input sample early, so that output leads by under one output sample; an even block
-        // would fix that but double the chunk and make output come in bursts.
-        let chunk = in_rate as usize / 100;
-        let fft =
-            Fft::<f32>::new(in_rate as usize, out_rate as usize, chunk, 1, FixedSync::Both).map_err(|e| failed(&e))?;
-        let input = vec![0.0; fft.input_frames_next()];
-        let output = vec![0.0; fft.output_frames_next()];
-        let to_trim = fft.output_delay();
-        Ok(Stream { in_rate, out_rate, fft, input, filled: 0, output, to_trim, total_in: 0, total_out: 0 })
+        let engine = Engine::new(in_rate, out_rate)?;
+        let input = vec![0; engine.input_frames()];
+        let output = vec![0; engine.output_frames()];
+        let to_trim = engine.output_delay();
+        Ok(Stream { in_rate, out_rate, engine, input, filled: 0, output, to_trim, total_in: 0, total_out: 0 })
     }
 
     /// Output samples that `push`ing `n` input samples can produce at most.
@@ -147,9 +142,7 @@ impl Stream {
         let mut rest = samples;
         while !rest.is_empty() {
             let n = rest.len().min(self.input.len() - self.filled);
-            for (dst, &src) in self.input[self.filled..self.filled + n].iter_mut().zip(&rest[..n]) {
-                *dst = f32::from(src);
-            }
+            self.input[self.filled..self.filled + n].copy_from_slice(&rest[..n]);
             self.filled += n;
             rest = &rest[n..];
             if self.filled == self.input.len() {
@@ -165,34 +158,241 @@ impl Stream {
         let (in_rate, out_rate) = (u64::from(self.in_rate), u64::from(self.out_rate));
         let target = (self.total_in * out_rate + in_rate / 2) / in_rate;
         while self.total_out < target {
-            self.input[self.filled..].fill(0.0);
+            self.input[self.filled..].fill(0);
             self.run_chunk(out)?;
         }
         // The last chunk overshoots into the zero padding: cut it back.
         let excess = usize::try_from(self.total_out - target).unwrap_or(usize::MAX);
         out.truncate(out.len().saturating_sub(excess));
-        self.fft.reset();
+        self.engine.reset();
         self.filled = 0;
-        self.to_trim = self.fft.output_delay();
+        self.to_trim = self.engine.output_delay();
         self.total_in = 0;
         self.total_out = 0;
         Ok(())
     }
 
     fn run_chunk(&mut self, out: &mut Vec<i16>) -> Result<(), FilterError> {
-        let failed = |e: &dyn std::fmt::Display| FilterError::Resampler { filter: NAME, detail: e.to_string() };
-        let frames_in = self.input.len();
-        let frames_out = self.output.len();
-        let input = InterleavedSlice::new(&self.input[..], 1, frames_in).map_err(|e| failed(&e))?;
-        let mut output = InterleavedSlice::new_mut(&mut self.output[..], 1, frames_out).map_err(|e| failed(&e))?;
-        let (_, produced) = self.fft.process_into_buffer(&input, &mut output, None).map_err(|e| failed(&e))?;
+        let produced = self.engine.process(&self.input, &mut self.output)?;
         self.filled = 0;
         let skip = self.to_trim.min(produced);
         self.to_trim -= skip;
-        out.extend(self.output[skip..produced].iter().map(|&x| to_i16(x)));
+        out.extend_from_slice(&self.output[skip..produced]);
         self.total_out += (produced - skip) as u64;
         Ok(())
     }
+}
+
+/// The converter behind a [`Stream`]: fixed-size chunks in, fixed-size chunks out.
+enum Engine {
+    Decimate(Decimator),
+    Fft(Box<FftEngine>),
+}
+
+/// rubato's FFT resampler with its f32 buffers.
+struct FftEngine {
+    fft: Fft<f32>,
+    input: Vec<f32>,
+    output: Vec<f32>,
+}
+
+impl Engine {
+    fn new(in_rate: u32, out_rate: u32) -> Result<Engine, FilterError> {
+        if let Some(d) = Decimator::new(in_rate, out_rate) {
+            return Ok(Engine::Decimate(d));
+        }
+        // One FFT block per 10 ms frame where the rates allow; rubato rounds up to a whole block (441
+        // samples, 20 ms, at 22050 Hz). An odd block (441, from 22050 or 44100 Hz) centres rubato's filter
+        // half an input sample early, so that output leads by under one output sample; an even block
+        // would fix that but double the chunk and make output come in bursts.
+        let chunk = in_rate as usize / 100;
+        let fft = Fft::<f32>::new(in_rate as usize, out_rate as usize, chunk, 1, FixedSync::Both)
+            .map_err(|e| resampler_failed(&e))?;
+        let input = vec![0.0; fft.input_frames_next()];
+        let output = vec![0.0; fft.output_frames_next()];
+        Ok(Engine::Fft(Box::new(FftEngine { fft, input, output })))
+    }
+
+    fn input_frames(&self) -> usize {
+        match self {
+            Engine::Decimate(d) => d.chunk_in,
+            Engine::Fft(f) => f.input.len(),
+        }
+    }
+
+    fn output_frames(&self) -> usize {
+        match self {
+            Engine::Decimate(d) => d.chunk_in / d.factor,
+            Engine::Fft(f) => f.output.len(),
+        }
+    }
+
+    /// Output samples of delay, dropped at a stream's start.
+    fn output_delay(&self) -> usize {
+        match self {
+            Engine::Decimate(d) => d.delay,
+            Engine::Fft(f) => f.fft.output_delay(),
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            Engine::Decimate(d) => d.reset(),
+            Engine::Fft(f) => f.fft.reset(),
+        }
+    }
+
+    /// Convert one input chunk; returns the output samples produced.
+    fn process(&mut self, input: &[i16], output: &mut [i16]) -> Result<usize, FilterError> {
+        match self {
+            Engine::Decimate(d) => Ok(d.process(input, output)),
+            Engine::Fft(f) => {
+                for (dst, &src) in f.input.iter_mut().zip(input) {
+                    *dst = f32::from(src);
+                }
+                let (frames_in, frames_out) = (f.input.len(), f.output.len());
+                let fin = InterleavedSlice::new(&f.input[..], 1, frames_in).map_err(|e| resampler_failed(&e))?;
+                let mut fout =
+                    InterleavedSlice::new_mut(&mut f.output[..], 1, frames_out).map_err(|e| resampler_failed(&e))?;
+                let (_, produced) =
+                    f.fft.process_into_buffer(&fin, &mut fout, None).map_err(|e| resampler_failed(&e))?;
+                for (dst, &src) in output.iter_mut().zip(&f.output[..produced]) {
+                    *dst = to_i16(src);
+                }
+                Ok(produced)
+            }
+        }
+    }
+}
+
+fn resampler_failed(e: &dyn std::fmt::Display) -> FilterError {
+    FilterError::Resampler { filter: NAME, detail: e.to_string() }
+}
+
+/// Integer-ratio down-conversion by a linear-phase FIR low-pass evaluated only at the kept samples
+/// (polyphase decimation), in 16-bit fixed point.
+///
+/// Written by hand because it is the hot path of every prompt that is not at the call's rate:
+/// rubato's FFT resampler costs 1.5-4.5 µs per 10 ms frame here, against a per-call budget of 1.5 µs
+/// for the whole play graph. Design: Kaiser-windowed sinc (β = 6, about 60 dB stop-band), cut-off at
+/// the output Nyquist frequency, `2 × factor × DELAY + 1` taps so the group delay is exactly
+/// [`Decimator::DELAY`] output samples; flat within 0.2 dB to 3.4 kHz at 8 kHz out. Taps are Q15 and
+/// products accumulate in i32 (no overflow: the taps' absolute sum is below 2), which vectorises well.
+struct Decimator {
+    factor: usize,
+    chunk_in: usize,
+    /// Output samples of group delay.
+    delay: usize,
+    /// Q15 taps, zero-padded to a multiple of 8.
+    taps: Vec<i16>,
+    /// Taps that matter (before the padding).
+    len: usize,
+    /// The last `len - 1` input samples, then room for one chunk and the padding.
+    history: Vec<i16>,
+}
+
+impl Decimator {
+    const DELAY: usize = 16;
+    const KAISER_BETA: f64 = 6.0;
+
+    /// A decimator when `in_rate` is an integer multiple (2, 3, 4 or 6) of `out_rate`.
+    fn new(in_rate: u32, out_rate: u32) -> Option<Decimator> {
+        if in_rate <= out_rate || !in_rate.is_multiple_of(out_rate) {
+            return None;
+        }
+        let factor = (in_rate / out_rate) as usize;
+        if ![2, 3, 4, 6].contains(&factor) {
+            return None;
+        }
+        let n = 2 * factor * Self::DELAY + 1;
+        let centre = (n / 2) as f64;
+        let cutoff = 0.5 / factor as f64; // cycles per input sample
+        let i0_beta = bessel_i0(Self::KAISER_BETA);
+        let ideal: Vec<f64> = (0..n)
+            .map(|i| {
+                let x = i as f64 - centre;
+                let sinc = if x == 0.0 {
+                    2.0 * cutoff
+                } else {
+                    (std::f64::consts::TAU * cutoff * x).sin() / (std::f64::consts::PI * x)
+                };
+                let r = x / centre;
+                sinc * bessel_i0(Self::KAISER_BETA * (1.0 - r * r).max(0.0).sqrt()) / i0_beta
+            })
+            .collect();
+        let sum: f64 = ideal.iter().sum();
+        let padded = n.div_ceil(8) * 8;
+        let mut taps: Vec<i16> = ideal.iter().map(|t| (t / sum * 32768.0).round() as i16).collect();
+        // Unity gain at DC despite rounding: the centre tap takes the difference.
+        let total: i32 = taps.iter().map(|&t| i32::from(t)).sum();
+        taps[n / 2] += (32768 - total) as i16;
+        taps.resize(padded, 0);
+        let chunk_in = in_rate as usize / 100;
+        let history = vec![0; n - 1 + chunk_in + (padded - n)];
+        Some(Decimator { factor, chunk_in, delay: Self::DELAY, taps, len: n, history })
+    }
+
+    fn reset(&mut self) {
+        self.history.fill(0);
+    }
+
+    fn process(&mut self, input: &[i16], output: &mut [i16]) -> usize {
+        let keep = self.len - 1;
+        self.history[keep..keep + input.len()].copy_from_slice(input);
+        let n_out = input.len() / self.factor;
+        for (j, out) in output[..n_out].iter_mut().enumerate() {
+            let start = j * self.factor;
+            let window = &self.history[start..start + self.taps.len()];
+            let acc = dot_q15(window, &self.taps);
+            *out = ((acc + (1 << 14)) >> 15).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+        }
+        self.history.copy_within(input.len()..input.len() + keep, 0);
+        n_out
+    }
+}
+
+/// Σ a[i]·b[i] over slices of equal length, a multiple of 8.
+#[cfg(target_arch = "x86_64")]
+fn dot_q15(a: &[i16], b: &[i16]) -> i32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi32, _mm_loadu_si128, _mm_madd_epi16, _mm_setzero_si128, _mm_storeu_si128,
+    };
+    debug_assert!(a.len() == b.len() && a.len().is_multiple_of(8));
+    // SAFETY: SSE2 is part of the x86_64 baseline; each chunk is exactly 8 i16 = 16 bytes and `lanes`
+    // is 16 bytes, and the unaligned load/store intrinsics have no alignment requirement.
+    unsafe {
+        let mut acc = _mm_setzero_si128();
+        for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+            let vx = _mm_loadu_si128(x.as_ptr().cast::<__m128i>());
+            let vy = _mm_loadu_si128(y.as_ptr().cast::<__m128i>());
+            // pmaddwd: eight 16×16-bit products, summed in adjacent pairs into four i32 lanes.
+            acc = _mm_add_epi32(acc, _mm_madd_epi16(vx, vy));
+        }
+        let mut lanes = [0i32; 4];
+        _mm_storeu_si128(lanes.as_mut_ptr().cast::<__m128i>(), acc);
+        lanes.iter().sum()
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn dot_q15(a: &[i16], b: &[i16]) -> i32 {
+    a.iter().zip(b).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum()
+}
+
+/// Modified Bessel function of the first kind, order 0 (power series), for the Kaiser window.
+fn bessel_i0(x: f64) -> f64 {
+    let mut sum = 1.0;
+    let mut term = 1.0;
+    let half = x / 2.0;
+    for k in 1..50 {
+        term *= half / k as f64;
+        let t2 = term * term;
+        sum += t2;
+        if t2 < sum * 1e-16 {
+            break;
+        }
+    }
+    sum
 }
 
 /// Round to nearest and saturate (`as` saturates; adding ±0.5 first rounds without a libm call).
@@ -321,9 +521,33 @@ mod tests {
                 let peak = (0..out.len()).max_by_key(|&k| out[k]).expect("output");
                 // With an odd FFT block (441 samples from 22050 and 44100 Hz) rubato's filter is centred
                 // half an input sample early: under one output sample, so allow one.
-                let odd_block = Stream::new(in_rate, out_rate).expect("stream").fft.fft_size_in() % 2 == 1;
+                let odd_block = match Stream::new(in_rate, out_rate).expect("stream").engine {
+                    Engine::Fft(f) => f.fft.fft_size_in() % 2 == 1,
+                    Engine::Decimate(_) => false,
+                };
                 let slack = usize::from(odd_block);
                 assert!(peak.abs_diff(out_rate as usize / 10) <= slack, "{in_rate} -> {out_rate}: peak at {peak}");
+            }
+        }
+    }
+
+    #[test]
+    fn integer_decimation_is_flat_in_the_telephone_band_and_rejects_aliases() {
+        for in_rate in [16000, 32000, 48000] {
+            assert!(matches!(Stream::new(in_rate, 8000).expect("stream").engine, Engine::Decimate(_)));
+            let level = |freq: f64| {
+                let input = sine(in_rate, freq, 10000.0, in_rate as usize);
+                let out = resample(&input, in_rate, 8000);
+                db(rms_level(&out[800..7200]), rms_level(&input))
+            };
+            for freq in [300.0, 1000.0, 3000.0, 3400.0] {
+                let l = level(freq);
+                assert!(l.abs() < 0.2, "{in_rate} Hz: {freq} Hz comes out at {l:.2} dB");
+            }
+            // 5 kHz would fold to 3 kHz, 6.5 kHz to 1.5 kHz: both must be gone.
+            for freq in [5000.0, 6500.0] {
+                let l = level(freq);
+                assert!(l < -50.0, "{in_rate} Hz: alias of {freq} Hz at {l:.1} dB");
             }
         }
     }
