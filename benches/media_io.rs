@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rms::media::{LegId, LegMedia, MediaCmd, MediaCoordinator};
-use rms::runtime::{MediaLoop, MonotonicClock};
+use rms::runtime::{MediaLoop, TscClock};
 use rms_filters::codec::CodecKind;
 use rms_filters::TICK;
 
@@ -34,7 +34,7 @@ fn media_loop(n: u32, file: &Path) -> MediaLoop {
     // Events are not read in this bench; keep the receiver alive so sends succeed.
     std::mem::forget(ev_rx);
     let mut ml =
-        MediaLoop::new(MediaCoordinator::new(1, Box::new(MonotonicClock::new())), req_rx, ev_tx).expect("media loop");
+        MediaLoop::new(MediaCoordinator::new(1, Box::new(TscClock::new())), req_rx, ev_tx).expect("media loop");
     for i in 0..n {
         let leg = LegId(i);
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");

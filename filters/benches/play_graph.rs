@@ -1,31 +1,22 @@
 //! Cost of one 10 ms tick of N PCMU play graphs, without socket I/O.
 //!
 //! Each graph is the "play" recipe: file_player → resampler → encoder (PCMU, 20 ms) → rtp_send, and
-//! rtp_recv → void_sink. Filters are timed with a real monotonic clock, as in production, so the usage
+//! rtp_recv → void_sink. Filters are timed with the runtime's clock (`TscClock`), as in production, so the usage
 //! statistics' own cost is included. Transmits are drained and dropped.
 //!
 //! Run: `cargo bench -p rms-filters --bench play_graph`. Criterion reports the time of one tick of all
 //! N graphs; the "per graph" line printed at the end divides by N.
 
-#![allow(clippy::disallowed_methods)] // a benchmark times real work
-
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rms_filters::clock::TscClock;
 use rms_filters::codec::CodecKind;
 use rms_filters::nodes::{Encoder, FilePlayer, Resampler, RtpRecv, RtpSend, VoidSink};
-use rms_filters::{Graph, UsageClock, TICK};
-
-struct RealClock(Instant);
-
-impl UsageClock for RealClock {
-    fn now_ns(&self) -> u64 {
-        self.0.elapsed().as_nanos() as u64
-    }
-}
+use rms_filters::{Graph, TICK};
 
 fn write_prompt(rate: u32) -> PathBuf {
     let path = std::env::temp_dir().join(format!("rms-bench-prompt-{rate}.wav"));
@@ -55,7 +46,7 @@ fn play_graph(i: u32, file: &Path) -> Graph {
 }
 
 fn bench_ticks(c: &mut Criterion) {
-    let clock = RealClock(Instant::now());
+    let clock = TscClock::new();
     for rate in [8000u32, 16000] {
         let file = write_prompt(rate);
         let mut group = c.benchmark_group(format!("pcmu_play_graph_tick_{}k_prompt", rate / 1000));

@@ -7,6 +7,7 @@
 //!
 //! It has no SIP, SDP or tokio dependency, so the layering stays honest.
 
+pub mod clock;
 pub mod codec;
 pub mod filter;
 pub mod frame;

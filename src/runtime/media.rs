@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use rms_filters::UsageClock;
+use rms_filters::clock::TscClock;
 use tokio::sync::mpsc;
 
 use crate::media::{LegId, MediaCmd, MediaCoordinator, MediaEvent, MediaOutput, TickStats};
@@ -34,30 +34,6 @@ pub const MAX_READS_PER_TICK: usize = 16;
 
 /// Readiness events fetched per `epoll_wait`.
 const EVENTS_PER_WAIT: usize = 1024;
-
-/// A monotonic clock for filter usage statistics.
-#[derive(Debug, Clone, Copy)]
-pub struct MonotonicClock {
-    origin: Instant,
-}
-
-impl MonotonicClock {
-    pub fn new() -> Self {
-        Self { origin: Instant::now() }
-    }
-}
-
-impl Default for MonotonicClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl UsageClock for MonotonicClock {
-    fn now_ns(&self) -> u64 {
-        self.origin.elapsed().as_nanos() as u64
-    }
-}
 
 /// What the media thread accepts.
 #[derive(Debug)]
@@ -84,7 +60,7 @@ impl MediaThread {
         let (req_tx, req_rx) = crossbeam_channel::unbounded();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let join = std::thread::Builder::new().name("rms-media".into()).spawn(move || {
-            let coordinator = MediaCoordinator::new(seed, Box::new(MonotonicClock::new()));
+            let coordinator = MediaCoordinator::new(seed, Box::new(TscClock::new()));
             match MediaLoop::new(coordinator, req_rx, ev_tx) {
                 Ok(media_loop) => media_loop.run(),
                 Err(e) => tracing::error!(error = %e, "cannot start the media loop"),

@@ -3,4 +3,5 @@
 
 pub mod media;
 
-pub use media::{MediaLoop, MediaRequest, MediaThread, MonotonicClock};
+pub use media::{MediaLoop, MediaRequest, MediaThread};
+pub use rms_filters::clock::TscClock;
