@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use crate::frame::Frame;
 
+/// Most pins a filter may have on each side.
+pub const MAX_PINS: usize = 8;
+
 /// Length of one graph tick.
 pub const TICK: Duration = Duration::from_millis(10);
 
@@ -19,6 +22,7 @@ pub const TICK: Duration = Duration::from_millis(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FilterDesc {
     pub name: &'static str,
+    /// Input and output pin counts, at most [`MAX_PINS`] each.
     pub inputs: usize,
     pub outputs: usize,
     /// A pump runs every tick even with empty inputs (it keeps time, like `rtp_send`).
@@ -79,8 +83,8 @@ pub struct ProcessCx<'a> {
     /// Index of this tick in the graph's life (0 for its first tick).
     pub tick: u64,
     pub(crate) queues: &'a mut [Queue],
-    pub(crate) inputs: &'a [Option<usize>],
-    pub(crate) outputs: &'a [Option<usize>],
+    pub(crate) inputs: &'a [Option<u16>],
+    pub(crate) outputs: &'a [Option<u16>],
     pub(crate) events: &'a mut Vec<FilterEvent>,
     pub(crate) transmits: &'a mut Vec<Transmit>,
 }
@@ -91,8 +95,8 @@ impl<'a> ProcessCx<'a> {
         now: Duration,
         tick: u64,
         queues: &'a mut [Queue],
-        inputs: &'a [Option<usize>],
-        outputs: &'a [Option<usize>],
+        inputs: &'a [Option<u16>],
+        outputs: &'a [Option<u16>],
         events: &'a mut Vec<FilterEvent>,
         transmits: &'a mut Vec<Transmit>,
     ) -> Self {
@@ -102,19 +106,19 @@ impl<'a> ProcessCx<'a> {
     /// Next frame queued on input `pin`, oldest first.
     pub fn pop(&mut self, pin: usize) -> Option<Frame> {
         let q = (*self.inputs.get(pin)?)?;
-        self.queues[q].pop_front()
+        self.queues[usize::from(q)].pop_front()
     }
 
     /// Whether input `pin` has a frame queued.
     pub fn has_input(&self, pin: usize) -> bool {
-        matches!(self.inputs.get(pin), Some(Some(q)) if !self.queues[*q].is_empty())
+        matches!(self.inputs.get(pin), Some(Some(q)) if !self.queues[usize::from(*q)].is_empty())
     }
 
     /// Queue `frame` on output `pin`. A frame sent to an unlinked output is dropped, as in
     /// mediastreamer2, so a graph can leave a pin unused.
     pub fn push(&mut self, pin: usize, frame: impl Into<Frame>) {
         if let Some(Some(q)) = self.outputs.get(pin) {
-            self.queues[*q].push_back(frame.into());
+            self.queues[usize::from(*q)].push_back(frame.into());
         }
     }
 

@@ -10,8 +10,8 @@ use crate::frame::Frame;
 pub struct FilterHarness<F: Filter> {
     pub filter: F,
     queues: Vec<Queue>,
-    inputs: Vec<Option<usize>>,
-    outputs: Vec<Option<usize>>,
+    inputs: Vec<Option<u16>>,
+    outputs: Vec<Option<u16>>,
     pub events: Vec<FilterEvent>,
     pub transmits: Vec<Transmit>,
     pub tick: u64,
@@ -24,8 +24,8 @@ impl<F: Filter> FilterHarness<F> {
         Self {
             filter,
             queues,
-            inputs: (0..d.inputs).map(Some).collect(),
-            outputs: (d.inputs..d.inputs + d.outputs).map(Some).collect(),
+            inputs: (0..d.inputs as u16).map(Some).collect(),
+            outputs: (d.inputs as u16..(d.inputs + d.outputs) as u16).map(Some).collect(),
             events: Vec::new(),
             transmits: Vec::new(),
             tick: 0,
