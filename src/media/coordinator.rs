@@ -152,15 +152,19 @@ impl MediaCoordinator {
             }
             MediaCmd::Play { leg, file, loops, token } => {
                 let l = self.legs.get_mut(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
-                let replaced = l.playing.take();
-                let player = l.graph.filter_mut::<FilePlayer>(l.player).expect("play recipe has a player");
+                let player_node = l.player;
+                let player =
+                    l.graph.filter_mut::<FilePlayer>(player_node).ok_or(GraphError::NoSuchNode(player_node))?;
                 let result = player.play(&file, loops);
+                let replaced = l.playing.take();
+                if result.is_ok() {
+                    l.playing = Some(token);
+                }
                 if let Some(old) = replaced {
                     self.event(MediaEvent::PlayDone { leg, token: old, completed: false });
                 }
-                match result {
-                    Ok(_) => self.leg_mut(leg)?.playing = Some(token),
-                    Err(error) => self.event(MediaEvent::PlayFailed { leg, token, error }),
+                if let Err(error) = result {
+                    self.event(MediaEvent::PlayFailed { leg, token, error });
                 }
             }
             MediaCmd::StopPlay { leg } => {
@@ -259,10 +263,6 @@ impl MediaCoordinator {
                 self.event(MediaEvent::LegFailed { leg, error, report });
             }
         }
-    }
-
-    fn leg_mut(&mut self, leg: LegId) -> Result<&mut Leg, MediaError> {
-        self.legs.get_mut(&leg).ok_or(MediaError::NoSuchLeg(leg))
     }
 
     fn event(&mut self, e: MediaEvent) {
