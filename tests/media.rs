@@ -58,19 +58,11 @@ fn temp_path(name: &str) -> PathBuf {
 }
 
 fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
-    let spec =
-        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
-    for &s in samples {
-        w.write_sample(s).expect("write wav");
-    }
-    w.finalize().expect("finalize wav");
+    rms_filters::testing::write_wav(path, rate, samples).expect("write wav");
 }
 
 fn read_wav(path: &Path) -> (u32, Vec<i16>) {
-    let mut r = hound::WavReader::open(path).expect("open wav");
-    let rate = r.spec().sample_rate;
-    (rate, r.samples::<i16>().map(|s| s.expect("sample")).collect())
+    rms_filters::testing::read_wav(path).expect("read wav")
 }
 
 fn pcmu(remote: SocketAddr) -> LegMedia {

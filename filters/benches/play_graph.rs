@@ -20,13 +20,8 @@ use rms_filters::{Graph, TICK};
 
 fn write_prompt(rate: u32) -> PathBuf {
     let path = std::env::temp_dir().join(format!("rms-bench-prompt-{rate}.wav"));
-    let spec =
-        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(&path, spec).expect("write bench prompt");
-    for s in rms_filters::testing::test_signal(rate, rate as usize * 3, 3400.0) {
-        w.write_sample(s).expect("write bench prompt");
-    }
-    w.finalize().expect("write bench prompt");
+    let signal = rms_filters::testing::test_signal(rate, rate as usize * 3, 3400.0);
+    rms_filters::testing::write_wav(&path, rate, &signal).expect("write bench prompt");
     path
 }
 

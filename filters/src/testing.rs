@@ -77,6 +77,25 @@ impl<F: Filter> FilterHarness<F> {
     }
 }
 
+/// Write a 16-bit mono WAV (test fixtures, prompts for benches).
+pub fn write_wav(path: &std::path::Path, rate: u32, samples: &[i16]) -> Result<(), hound::Error> {
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec)?;
+    for &s in samples {
+        w.write_sample(s)?;
+    }
+    w.finalize()
+}
+
+/// Read a 16-bit WAV's rate and samples (interleaved if it has several channels).
+pub fn read_wav(path: &std::path::Path) -> Result<(u32, Vec<i16>), hound::Error> {
+    let mut r = hound::WavReader::open(path)?;
+    let rate = r.spec().sample_rate;
+    let samples = r.samples::<i16>().collect::<Result<Vec<_>, _>>()?;
+    Ok((rate, samples))
+}
+
 /// `n` samples of a sine at `freq` Hz, peak `amplitude`.
 pub fn sine(rate: u32, freq: f64, amplitude: f64, n: usize) -> Vec<i16> {
     (0..n)
