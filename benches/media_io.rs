@@ -4,7 +4,9 @@
 //! `rtp_recv`, besides ticking the graphs.
 //!
 //! Run: `cargo bench -p rms --bench media_io`. Criterion reports the time of one tick of all N legs;
-//! divide by N (or read the throughput line, in legs per second) for the per-graph figure.
+//! divide by N (or read the throughput line, in legs per second) for the per-graph figure. The
+//! `udp_syscall_floor_per_tick` group times the same sends and receives without rms, so that what rms
+//! adds can be told apart from what the kernel (or a VM's system-call cost) takes.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -64,5 +66,37 @@ fn bench_io(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_io);
+/// The floor under the figures above: the same system calls without rms. Each of N sockets sends one
+/// 172-byte datagram to itself every other tick (a PCMU leg at 20 ms) and reads it back.
+fn bench_syscall_floor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("udp_syscall_floor_per_tick");
+    for n in [1usize, 1000] {
+        let sockets: Vec<std::net::UdpSocket> = (0..n)
+            .map(|_| {
+                let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+                s.set_nonblocking(true).expect("nonblocking");
+                s
+            })
+            .collect();
+        let addrs: Vec<_> = sockets.iter().map(|s| s.local_addr().expect("addr")).collect();
+        let packet = [0u8; 172];
+        let mut buf = [0u8; 2048];
+        let mut tick = 0usize;
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                tick += 1;
+                for (i, (s, a)) in sockets.iter().zip(&addrs).enumerate() {
+                    if (i + tick).is_multiple_of(2) {
+                        let _ = s.send_to(&packet, a);
+                        let _ = black_box(s.recv_from(&mut buf));
+                    }
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_io, bench_syscall_floor);
 criterion_main!(benches);
