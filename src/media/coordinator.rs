@@ -39,6 +39,28 @@ pub struct LegReport {
     pub ticks: u64,
 }
 
+impl std::fmt::Display for LegReport {
+    /// The seed's two blocks: oRTP's "RTP STATISTICS" (RTCP counters join with the RTCP issue) and
+    /// mediastreamer2's "FILTER USAGE STATISTICS".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (s, r) = (&self.sent, &self.received);
+        writeln!(f, "AUDIO SESSION'S RTP STATISTICS")?;
+        writeln!(f, "=====")?;
+        writeln!(f, "{:<40} {} packets", "sent", s.packets)?;
+        writeln!(f, "{:<40} {} bytes", "", s.bytes)?;
+        writeln!(f, "{:<40} {} packets", "received", r.packets)?;
+        writeln!(f, "{:<40} {} duplicated packets", "", r.duplicated)?;
+        writeln!(f, "{:<40} {} bytes", "", r.bytes)?;
+        writeln!(f, "{:<40} {} bytes", "incoming delivered to the app", r.delivered_bytes)?;
+        writeln!(f, "{:<40} {} packets", "incoming cumulative lost", r.cumulative_lost)?;
+        writeln!(f, "{:<40} {} packets", "incoming received too late", r.late)?;
+        writeln!(f, "{:<40} {} packets", "incoming bad formatted", r.bad_formatted)?;
+        writeln!(f, "{:<40} {} packets", "incoming discarded (queue overflow)", r.discarded)?;
+        writeln!(f, "=====")?;
+        write!(f, "{}", self.usage)
+    }
+}
+
 /// A leg and the nodes of its play recipe.
 struct Leg {
     graph: Graph,
