@@ -7,6 +7,8 @@
 //! resampler's delay is dropped at the start) and, at `end_of_stream`, the tail is flushed so that the
 //! stream yields exactly round(input × out_rate / in_rate) samples; the next stream starts afresh.
 
+use std::sync::OnceLock;
+
 use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler as _};
 
@@ -283,17 +285,70 @@ struct Decimator {
     chunk_in: usize,
     /// Output samples of group delay.
     delay: usize,
+    /// Shared by every decimator of this factor: one copy stays hot in cache for all calls.
+    filter: &'static DecimatorTaps,
+    /// The last `len - 1` input samples, then room for one chunk and the padding.
+    history: Vec<i16>,
+    /// For factor 2, the odd-indexed history samples the half-band taps multiply.
+    odd: Vec<i16>,
+    /// Accumulators of one chunk's outputs.
+    acc: Vec<i32>,
+}
+
+/// The low-pass filter of one decimation factor.
+struct DecimatorTaps {
     /// Q15 taps, zero-padded to a multiple of 8.
     taps: Vec<i16>,
     /// Taps that matter (before the padding).
     len: usize,
-    /// The last `len - 1` input samples, then room for one chunk and the padding.
-    history: Vec<i16>,
-    /// For factor 2 (a half-band filter: every other tap is zero), the non-zero taps off the centre
-    /// and a scratch buffer of the odd-indexed history samples they multiply.
-    half_band: Option<(Vec<i16>, Vec<i16>)>,
-    /// Accumulators of one chunk's outputs.
-    acc: Vec<i32>,
+    /// For factor 2 (a half-band filter: every other tap is zero), the non-zero taps off the centre.
+    odd_taps: Option<Vec<i16>>,
+}
+
+impl DecimatorTaps {
+    /// The filter for `factor` (2, 3, 4 or 6), designed on first use.
+    fn for_factor(factor: usize) -> Option<&'static DecimatorTaps> {
+        static FILTERS: [OnceLock<DecimatorTaps>; 4] = [const { OnceLock::new() }; 4];
+        let slot = match factor {
+            2 => 0,
+            3 => 1,
+            4 => 2,
+            6 => 3,
+            _ => return None,
+        };
+        Some(FILTERS[slot].get_or_init(|| DecimatorTaps::design(factor)))
+    }
+
+    fn design(factor: usize) -> DecimatorTaps {
+        let n = 2 * factor * Decimator::DELAY + 1;
+        let centre = (n / 2) as f64;
+        let cutoff = 0.5 / factor as f64; // cycles per input sample
+        let i0_beta = bessel_i0(Decimator::KAISER_BETA);
+        let ideal: Vec<f64> = (0..n)
+            .map(|i| {
+                let x = i as f64 - centre;
+                let sinc = if x == 0.0 {
+                    2.0 * cutoff
+                } else {
+                    (std::f64::consts::TAU * cutoff * x).sin() / (std::f64::consts::PI * x)
+                };
+                let r = x / centre;
+                sinc * bessel_i0(Decimator::KAISER_BETA * (1.0 - r * r).max(0.0).sqrt()) / i0_beta
+            })
+            .collect();
+        let sum: f64 = ideal.iter().sum();
+        let mut taps: Vec<i16> = ideal.iter().map(|t| (t / sum * 32768.0).round() as i16).collect();
+        // Unity gain at DC despite rounding: the centre tap takes the difference.
+        let total: i32 = taps.iter().map(|&t| i32::from(t)).sum();
+        taps[n / 2] += (32768 - total) as i16;
+        taps.resize(n.div_ceil(8) * 8, 0);
+        let odd_taps = (factor == 2).then(|| {
+            // Taps at an even distance from the centre are sin(πx/2)/(πx) = 0 for even x ≠ 0.
+            debug_assert!(taps[..n].iter().enumerate().all(|(k, &t)| k % 2 == 1 || k == n / 2 || t == 0));
+            taps[..n].iter().skip(1).step_by(2).copied().collect()
+        });
+        DecimatorTaps { taps, len: n, odd_taps }
+    }
 }
 
 impl Decimator {
@@ -306,48 +361,17 @@ impl Decimator {
             return None;
         }
         let factor = (in_rate / out_rate) as usize;
-        if ![2, 3, 4, 6].contains(&factor) {
-            return None;
-        }
-        let n = 2 * factor * Self::DELAY + 1;
-        let centre = (n / 2) as f64;
-        let cutoff = 0.5 / factor as f64; // cycles per input sample
-        let i0_beta = bessel_i0(Self::KAISER_BETA);
-        let ideal: Vec<f64> = (0..n)
-            .map(|i| {
-                let x = i as f64 - centre;
-                let sinc = if x == 0.0 {
-                    2.0 * cutoff
-                } else {
-                    (std::f64::consts::TAU * cutoff * x).sin() / (std::f64::consts::PI * x)
-                };
-                let r = x / centre;
-                sinc * bessel_i0(Self::KAISER_BETA * (1.0 - r * r).max(0.0).sqrt()) / i0_beta
-            })
-            .collect();
-        let sum: f64 = ideal.iter().sum();
-        let padded = n.div_ceil(8) * 8;
-        let mut taps: Vec<i16> = ideal.iter().map(|t| (t / sum * 32768.0).round() as i16).collect();
-        // Unity gain at DC despite rounding: the centre tap takes the difference.
-        let total: i32 = taps.iter().map(|&t| i32::from(t)).sum();
-        taps[n / 2] += (32768 - total) as i16;
-        taps.resize(padded, 0);
+        let filter = DecimatorTaps::for_factor(factor)?;
         let chunk_in = in_rate as usize / 100;
-        let history = vec![0; n - 1 + chunk_in + (padded - n)];
-        let half_band = (factor == 2).then(|| {
-            // Taps at an even distance from the centre are sin(πx/2)/(πx) = 0 for even x ≠ 0.
-            debug_assert!(taps[..n].iter().enumerate().all(|(k, &t)| k % 2 == 1 || k == n / 2 || t == 0));
-            let odd: Vec<i16> = taps[..n].iter().skip(1).step_by(2).copied().collect();
-            (odd, Vec::with_capacity((n + chunk_in) / 2))
-        });
+        let history = vec![0; filter.len - 1 + chunk_in + (filter.taps.len() - filter.len)];
+        let odd = Vec::with_capacity(if filter.odd_taps.is_some() { (filter.len + chunk_in) / 2 } else { 0 });
         Some(Decimator {
             factor,
             chunk_in,
             delay: Self::DELAY,
-            taps,
-            len: n,
+            filter,
             history,
-            half_band,
+            odd,
             acc: Vec::with_capacity(chunk_in),
         })
     }
@@ -357,25 +381,26 @@ impl Decimator {
     }
 
     fn process(&mut self, input: &[i16], output: &mut [i16]) -> usize {
-        let keep = self.len - 1;
+        let filter = self.filter;
+        let keep = filter.len - 1;
         let total = keep + input.len();
         self.history[keep..total].copy_from_slice(input);
         let n_out = input.len() / self.factor;
         self.acc.resize(n_out, 0);
-        if let Some((odd_taps, odd)) = self.half_band.as_mut() {
+        if let Some(odd_taps) = &filter.odd_taps {
             // Output j = centre·x[2j + c] + Σ odd_taps[m]·x[2j + 2m + 1], and x[2j + 2m + 1] = odd[j + m].
-            odd.clear();
-            odd.extend(self.history[..total].chunks_exact(2).map(|pair| pair[1]));
-            fir_q15(odd, odd_taps, 1, &mut self.acc);
-            let c = self.len / 2;
-            let centre = i32::from(self.taps[c]);
+            self.odd.clear();
+            self.odd.extend(self.history[..total].chunks_exact(2).map(|pair| pair[1]));
+            fir_q15(&self.odd, odd_taps, 1, &mut self.acc);
+            let c = filter.len / 2;
+            let centre = i32::from(filter.taps[c]);
             // The centre samples x[2j + c], as a slice so the loop below vectorises.
             let centre_samples = self.history[c..c + 2 * n_out].chunks_exact(2).map(|pair| pair[0]);
             for ((out, &acc), x) in output[..n_out].iter_mut().zip(&self.acc).zip(centre_samples) {
                 *out = q15_to_i16(acc + centre * i32::from(x));
             }
         } else {
-            fir_q15(&self.history, &self.taps, self.factor, &mut self.acc);
+            fir_q15(&self.history, &filter.taps, self.factor, &mut self.acc);
             for (out, &acc) in output[..n_out].iter_mut().zip(&self.acc) {
                 *out = q15_to_i16(acc);
             }
