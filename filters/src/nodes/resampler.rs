@@ -143,6 +143,14 @@ impl Stream {
         self.total_in += samples.len() as u64;
         let mut rest = samples;
         while !rest.is_empty() {
+            // A whole chunk straight from the frame (the usual 10 ms case): no copy into `input`.
+            if self.filled == 0 && rest.len() >= self.input.len() {
+                let (chunk, later) = rest.split_at(self.input.len());
+                let produced = self.engine.process(chunk, &mut self.output)?;
+                self.take_output(produced, out);
+                rest = later;
+                continue;
+            }
             let n = rest.len().min(self.input.len() - self.filled);
             self.input[self.filled..self.filled + n].copy_from_slice(&rest[..n]);
             self.filled += n;
@@ -177,11 +185,16 @@ impl Stream {
     fn run_chunk(&mut self, out: &mut Vec<i16>) -> Result<(), FilterError> {
         let produced = self.engine.process(&self.input, &mut self.output)?;
         self.filled = 0;
+        self.take_output(produced, out);
+        Ok(())
+    }
+
+    /// Move a chunk's output to `out`, less what is still to trim of the start-up delay.
+    fn take_output(&mut self, produced: usize, out: &mut Vec<i16>) {
         let skip = self.to_trim.min(produced);
         self.to_trim -= skip;
         out.extend_from_slice(&self.output[skip..produced]);
         self.total_out += (produced - skip) as u64;
-        Ok(())
     }
 }
 
@@ -289,11 +302,13 @@ struct Decimator {
     filter: &'static DecimatorTaps,
     /// The last `len - 1` input samples, then room for one chunk and the padding.
     history: Vec<i16>,
-    /// For factor 2, the odd-indexed history samples the half-band taps multiply.
-    odd: Vec<i16>,
-    /// Accumulators of one chunk's outputs.
-    acc: Vec<i32>,
 }
+
+/// Largest chunk a decimator takes (10 ms at 48 kHz) and so the most outputs it gives (to 16 kHz).
+const MAX_CHUNK_IN: usize = 480;
+const MAX_CHUNK_OUT: usize = MAX_CHUNK_IN / 2;
+/// Room for the half-band's odd-indexed samples: (taps - 1 + chunk) / 2 at 32 kHz in.
+const MAX_ODD: usize = (2 * 2 * Decimator::DELAY + 320) / 2;
 
 /// The low-pass filter of one decimation factor.
 struct DecimatorTaps {
@@ -364,16 +379,10 @@ impl Decimator {
         let filter = DecimatorTaps::for_factor(factor)?;
         let chunk_in = in_rate as usize / 100;
         let history = vec![0; filter.len - 1 + chunk_in + (filter.taps.len() - filter.len)];
-        let odd = Vec::with_capacity(if filter.odd_taps.is_some() { (filter.len + chunk_in) / 2 } else { 0 });
-        Some(Decimator {
-            factor,
-            chunk_in,
-            delay: Self::DELAY,
-            filter,
-            history,
-            odd,
-            acc: Vec::with_capacity(chunk_in),
-        })
+        if chunk_in > MAX_CHUNK_IN || (filter.odd_taps.is_some() && (filter.len - 1 + chunk_in) / 2 > MAX_ODD) {
+            return None;
+        }
+        Some(Decimator { factor, chunk_in, delay: Self::DELAY, filter, history })
     }
 
     fn reset(&mut self) {
@@ -386,23 +395,29 @@ impl Decimator {
         let total = keep + input.len();
         self.history[keep..total].copy_from_slice(input);
         let n_out = input.len() / self.factor;
-        self.acc.resize(n_out, 0);
+        // Scratch on the stack rather than in the decimator: at 1000 calls, per-call scratch buffers
+        // are cache misses every tick, the stack is always hot.
+        let mut acc_buf = [0i32; MAX_CHUNK_OUT];
+        let acc = &mut acc_buf[..n_out];
         if let Some(odd_taps) = &filter.odd_taps {
             // Output j = centre·x[2j + c] + Σ odd_taps[m]·x[2j + 2m + 1], and x[2j + 2m + 1] = odd[j + m].
-            self.odd.clear();
-            self.odd.extend(self.history[..total].chunks_exact(2).map(|pair| pair[1]));
-            fir_q15(&self.odd, odd_taps, 1, &mut self.acc);
+            let mut odd_buf = [0i16; MAX_ODD];
+            let odd = &mut odd_buf[..total / 2];
+            for (o, pair) in odd.iter_mut().zip(self.history[..total].chunks_exact(2)) {
+                *o = pair[1];
+            }
+            fir_q15(odd, odd_taps, 1, acc);
             let c = filter.len / 2;
             let centre = i32::from(filter.taps[c]);
             // The centre samples x[2j + c], as a slice so the loop below vectorises.
             let centre_samples = self.history[c..c + 2 * n_out].chunks_exact(2).map(|pair| pair[0]);
-            for ((out, &acc), x) in output[..n_out].iter_mut().zip(&self.acc).zip(centre_samples) {
-                *out = q15_to_i16(acc + centre * i32::from(x));
+            for ((out, &a), x) in output[..n_out].iter_mut().zip(acc.iter()).zip(centre_samples) {
+                *out = q15_to_i16(a + centre * i32::from(x));
             }
         } else {
-            fir_q15(&self.history, &filter.taps, self.factor, &mut self.acc);
-            for (out, &acc) in output[..n_out].iter_mut().zip(&self.acc) {
-                *out = q15_to_i16(acc);
+            fir_q15(&self.history, &filter.taps, self.factor, acc);
+            for (out, &a) in output[..n_out].iter_mut().zip(acc.iter()) {
+                *out = q15_to_i16(a);
             }
         }
         self.history.copy_within(input.len()..total, 0);
