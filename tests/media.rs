@@ -475,6 +475,9 @@ fn play_over_loopback(file: &Path) -> Vec<u8> {
         }
         assert!(packets.len() < 10_000, "runaway stream");
     }
+    // The thread ran at least one tick per 10 ms of audio sent (it keeps its own count of late ticks).
+    let stats = media.tick_stats().expect("the media thread answers");
+    assert!(stats.ticks >= packets.len() as u64 * 2, "{stats:?} for {} packets", packets.len());
     media.shutdown();
     packets.sort_by_key(|(seq, _)| *seq);
     packets.into_iter().flat_map(|(_, p)| p).collect()
