@@ -219,9 +219,17 @@ fn a_failing_filter_ends_only_its_own_leg_and_the_others_keep_ticking() {
         }
     }
     let ticks = run_ticks(&mut c, 0, 100);
-    let failures: Vec<(usize, &MediaEvent)> =
+    let events: Vec<(usize, &MediaEvent)> =
         ticks.iter().enumerate().flat_map(|(n, t)| t.events.iter().map(move |e| (n, e))).collect();
-    assert_eq!(failures.len(), 2, "{failures:?}");
+    // Each failed leg reports its interrupted play, then its failure.
+    assert_eq!(events.len(), 4, "{events:?}");
+    for (i, leg) in [(0, 2), (2, 3)] {
+        assert!(
+            matches!(events[i], (10, MediaEvent::PlayDone { leg: LegId(l), token: 9, completed: false }) if *l == leg),
+            "{events:?}"
+        );
+    }
+    let failures = [events[1], events[3]];
     assert!(matches!(failures[0], (10, MediaEvent::LegFailed { leg: LegId(2), error: MediaError::Graph(_), .. })));
     match failures[1] {
         (10, MediaEvent::LegFailed { leg: LegId(3), error: MediaError::Panicked { message }, .. }) => {
@@ -279,9 +287,12 @@ fn unreadable_unsupported_or_corrupt_files_give_an_error_event_naming_the_file()
     let events: Vec<&MediaEvent> = ticks.iter().flat_map(|t| &t.events).collect();
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(
-        matches!(events[0], MediaEvent::PlayFailed { token: 10, .. } | MediaEvent::PlayDone { token: 10, .. }),
+        matches!(events[0], MediaEvent::PlayFailed { token: 10, error: FileError::Corrupt { .. }, .. }),
         "{events:?}"
     );
+    // About a quarter second of audio was there and was sent (20 ms packets) before the report.
+    let sent = ticks.iter().map(|t| t.transmits.len()).sum::<usize>();
+    assert!((10..=13).contains(&sent), "{sent} packets");
     // The leg survived all of it.
     assert_eq!(c.leg_count(), 1);
 }
@@ -389,6 +400,80 @@ fn recording_decodes_what_the_leg_receives_in_order() {
 }
 
 #[test]
+fn stopping_or_replacing_a_play_does_not_leak_its_tail_into_the_next() {
+    let loud = temp_path("loud-8k.wav");
+    write_wav(&loud, 8000, &vec![12000i16; 8000]);
+    let quiet = temp_path("quiet-8k.wav");
+    write_wav(&quiet, 8000, &vec![-300i16; 8000]);
+    let mut c = MediaCoordinator::new(10, Box::new(NoClock));
+    let leg = LegId(1);
+    c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg, media: pcmu(remote()) });
+    c.handle_cmd(Duration::ZERO, MediaCmd::Play { leg, file: loud, loops: 1, token: 1 });
+    // Three ticks: one full packet sent, half a packet (80 samples) waiting in the encoder.
+    run_ticks(&mut c, 0, 3);
+    c.handle_cmd(TICK * 3, MediaCmd::Play { leg, file: quiet, loops: 1, token: 2 });
+    let ticks = run_ticks(&mut c, 3, 10);
+    let first_new = ticks.iter().flat_map(|t| &t.transmits).next().expect("a packet of the new play");
+    let payload = RtpPacket::parse(&first_new.1).expect("rtp").payload().to_vec();
+    assert!(payload.iter().all(|&b| b == g711::ulaw_encode(-300)), "old samples leaked: {payload:?}");
+}
+
+#[test]
+fn every_play_gets_its_play_done_even_when_the_leg_ends_first() {
+    let file = temp_path("long-8k.wav");
+    write_wav(&file, 8000, &test_signal(8000, 16000, 3400.0));
+    let mut c = MediaCoordinator::new(11, Box::new(NoClock));
+    let leg = LegId(1);
+    c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg, media: pcmu(remote()) });
+    c.handle_cmd(Duration::ZERO, MediaCmd::Play { leg, file, loops: 1, token: 5 });
+    run_ticks(&mut c, 0, 10);
+    c.handle_cmd(TICK * 10, MediaCmd::DestroyLeg { leg });
+    assert!(matches!(
+        c.poll_output(),
+        Some(MediaOutput::Event(MediaEvent::PlayDone { token: 5, completed: false, .. }))
+    ));
+    assert!(matches!(c.poll_output(), Some(MediaOutput::Event(MediaEvent::LegClosed { .. }))));
+    assert!(c.poll_output().is_none());
+}
+
+#[test]
+fn update_leg_changes_ptime_and_refuses_a_codec_change_or_second_recording() {
+    let file = temp_path("ptime-8k.wav");
+    write_wav(&file, 8000, &test_signal(8000, 8000, 3400.0));
+    let mut c = MediaCoordinator::new(12, Box::new(NoClock));
+    let leg = LegId(1);
+    c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg, media: pcmu(remote()) });
+    c.handle_cmd(Duration::ZERO, MediaCmd::Play { leg, file, loops: 1, token: 1 });
+    run_ticks(&mut c, 0, 4);
+    let mut media = pcmu(remote());
+    media.ptime_ms = 40;
+    c.handle_cmd(TICK * 4, MediaCmd::UpdateLeg { leg, media });
+    let ticks = run_ticks(&mut c, 4, 20);
+    let sizes: Vec<usize> = ticks
+        .iter()
+        .flat_map(|t| &t.transmits)
+        .map(|(_, p)| RtpPacket::parse(p).expect("rtp").payload().len())
+        .collect();
+    assert!(sizes.iter().all(|&n| n == 320), "40 ms packets after the update: {sizes:?}");
+    assert_eq!(sizes.len(), 5);
+
+    let mut pcma = pcmu(remote());
+    pcma.codec = CodecKind::Pcma;
+    pcma.payload_type = 8;
+    c.handle_cmd(TICK * 24, MediaCmd::UpdateLeg { leg, media: pcma });
+    assert!(matches!(
+        c.poll_output(),
+        Some(MediaOutput::Event(MediaEvent::CommandFailed { error: MediaError::CodecChange(LegId(1)), .. }))
+    ));
+    c.handle_cmd(TICK * 24, MediaCmd::Record { leg, file: temp_path("rec-a.wav") });
+    c.handle_cmd(TICK * 24, MediaCmd::Record { leg, file: temp_path("rec-b.wav") });
+    assert!(matches!(
+        c.poll_output(),
+        Some(MediaOutput::Event(MediaEvent::CommandFailed { error: MediaError::AlreadyRecording(LegId(1)), .. }))
+    ));
+}
+
+#[test]
 fn commands_for_unknown_legs_or_bad_ptime_fail_cleanly() {
     let mut c = MediaCoordinator::new(6, Box::new(NoClock));
     c.handle_cmd(Duration::ZERO, MediaCmd::StopPlay { leg: LegId(5) });
@@ -459,6 +544,8 @@ fn play_over_loopback(file: &Path) -> Vec<u8> {
     // Read until the play is reported done, then drain what is still in flight.
     let mut done = false;
     let mut idle_reads = 0;
+    // Bounded: 50 ms read timeouts, at most 20 s without the play finishing.
+    let mut timeouts = 0;
     while idle_reads < 4 {
         match receiver.recv_from(&mut buf) {
             Ok((n, _)) => {
@@ -466,7 +553,10 @@ fn play_over_loopback(file: &Path) -> Vec<u8> {
                 packets.push((p.sequence_number(), p.payload().to_vec()));
             }
             Err(_) if done => idle_reads += 1,
-            Err(_) => {}
+            Err(_) => {
+                timeouts += 1;
+                assert!(timeouts < 400, "no PlayDone within 20 s ({} packets received)", packets.len());
+            }
         }
         match events.try_recv() {
             Ok(MediaEvent::PlayDone { completed: true, .. }) => done = true,
@@ -532,4 +622,47 @@ fn loopback_play_of_an_8khz_wav_correlates_with_the_source() {
 fn loopback_play_of_a_48khz_wav_correlates_with_the_source() {
     let corr = correlation_over_loopback(48000);
     assert!(corr >= 0.95, "correlation {corr}");
+}
+
+#[test]
+fn a_refused_create_leg_releases_its_socket_and_never_replaces_a_live_legs() {
+    let (media, mut events) = MediaThread::spawn(13).expect("media thread");
+    let bind = || UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let (live, refused_dup, refused_ptime) = (bind(), bind(), bind());
+    let addrs = [&live, &refused_dup, &refused_ptime].map(|s| s.local_addr().expect("addr"));
+    let mut bad = pcmu(remote());
+    bad.ptime_ms = 25;
+    media.send(MediaRequest::CreateLeg {
+        socket: live,
+        cmd: MediaCmd::CreateLeg { leg: LegId(1), media: pcmu(remote()) },
+    });
+    media.send(MediaRequest::CreateLeg {
+        socket: refused_dup,
+        cmd: MediaCmd::CreateLeg { leg: LegId(1), media: pcmu(remote()) },
+    });
+    media.send(MediaRequest::CreateLeg {
+        socket: refused_ptime,
+        cmd: MediaCmd::CreateLeg { leg: LegId(2), media: bad },
+    });
+    // The thread answers requests in order: once it reports tick statistics, the three are done.
+    media.tick_stats().expect("the media thread answers");
+    let mut failures = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        failures.push(e);
+    }
+    assert!(
+        matches!(
+            failures.as_slice(),
+            [
+                MediaEvent::CommandFailed { error: MediaError::LegExists(LegId(1)), .. },
+                MediaEvent::CommandFailed { error: MediaError::BadPtime(25), .. }
+            ]
+        ),
+        "{failures:?}"
+    );
+    // The refused sockets were closed (their ports are free again); the live leg's is still held.
+    assert!(UdpSocket::bind(addrs[1]).is_ok(), "duplicate leg's socket leaked");
+    assert!(UdpSocket::bind(addrs[2]).is_ok(), "refused leg's socket leaked");
+    assert!(UdpSocket::bind(addrs[0]).is_err(), "the live leg lost its socket");
+    media.shutdown();
 }

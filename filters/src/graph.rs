@@ -391,6 +391,37 @@ mod tests {
         assert_eq!(count("void_sink"), 2);
     }
 
+    /// A pump with one input: counts its runs.
+    struct Pump {
+        runs: u64,
+    }
+
+    impl Filter for Pump {
+        fn desc(&self) -> FilterDesc {
+            FilterDesc { name: "pump", inputs: 1, outputs: 0, pump: true }
+        }
+        fn process(&mut self, cx: &mut ProcessCx<'_>) -> Result<(), FilterError> {
+            self.runs += 1;
+            while cx.pop(0).is_some() {}
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_pump_runs_every_tick_with_its_input_linked_but_empty() {
+        let mut g = Graph::new();
+        let src = g.add(ToneGen::new(8000, 440.0, 0.0, 1000).with_duration_ms(20));
+        let pass = g.add(Pass { fail_at: None });
+        let pump = g.add(Pump { runs: 0 });
+        g.chain(&[src, pass, pump]).unwrap();
+        for i in 0..6 {
+            g.tick(TICK * i, &NoClock).unwrap();
+        }
+        assert_eq!(g.filter::<Pump>(pump).unwrap().runs, 6);
+        let pass_runs = g.usage().rows.iter().find(|r| r.name == "pass").unwrap().stats.count;
+        assert_eq!(pass_runs, 2, "the non-pump in front of it ran only when fed");
+    }
+
     #[test]
     fn a_failing_filter_stops_its_graph_for_good() {
         let mut g = Graph::new();

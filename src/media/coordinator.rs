@@ -22,6 +22,10 @@ pub enum MediaError {
     LegExists(LegId),
     #[error("ptime {0} ms is outside 10..=60 or not a multiple of 10")]
     BadPtime(u32),
+    #[error("leg {0:?} cannot change codec or payload type in place")]
+    CodecChange(LegId),
+    #[error("leg {0:?} is already recording")]
+    AlreadyRecording(LegId),
     #[error("cannot record to {path}: {detail}")]
     Record { path: PathBuf, detail: String },
     #[error(transparent)]
@@ -66,10 +70,13 @@ struct Leg {
     graph: Graph,
     media: LegMedia,
     player: NodeId,
+    resampler: NodeId,
+    encoder: NodeId,
     send: NodeId,
     recv: NodeId,
     /// What follows `recv`: the void sink, or the decoder of a recording.
     recv_sink: NodeId,
+    recording: bool,
     /// Token of the play in progress.
     playing: Option<u64>,
 }
@@ -105,8 +112,21 @@ impl MediaCoordinator {
             | MediaCmd::Record { leg, .. }
             | MediaCmd::DestroyLeg { leg } => *leg,
         };
-        if let Err(error) = self.apply(cmd) {
-            self.event(MediaEvent::CommandFailed { leg, error });
+        // Commands open and probe files (Play, Record): a decoder bug must not take the media thread
+        // and every call with it.
+        let result = catch_unwind(AssertUnwindSafe(|| self.apply(cmd)));
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => self.event(MediaEvent::CommandFailed { leg, error }),
+            Err(panic) => {
+                let error = MediaError::Panicked { message: panic_message(&panic) };
+                tracing::error!(?leg, %error, "media command panicked; tearing the leg down");
+                if let Some(l) = self.legs.remove(&leg) {
+                    self.close(leg, l, Some(error));
+                } else {
+                    self.event(MediaEvent::CommandFailed { leg, error });
+                }
+            }
         }
     }
 
@@ -146,6 +166,10 @@ impl MediaCoordinator {
         self.legs.get_mut(&leg).map(|l| &mut l.graph)
     }
 
+    pub fn has_leg(&self, leg: LegId) -> bool {
+        self.legs.contains_key(&leg)
+    }
+
     pub fn leg_count(&self) -> usize {
         self.legs.len()
     }
@@ -167,8 +191,14 @@ impl MediaCoordinator {
             MediaCmd::UpdateLeg { leg, media } => {
                 check_ptime(media.ptime_ms)?;
                 let l = self.legs.get_mut(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
+                if (media.codec, media.payload_type) != (l.media.codec, l.media.payload_type) {
+                    return Err(MediaError::CodecChange(leg));
+                }
                 if let Some(send) = l.graph.filter_mut::<RtpSend>(l.send) {
                     send.set_dest(media.remote);
+                }
+                if let Some(encoder) = l.graph.filter_mut::<Encoder>(l.encoder) {
+                    encoder.set_ptime(media.ptime_ms);
                 }
                 l.media = media;
             }
@@ -179,6 +209,8 @@ impl MediaCoordinator {
                     l.graph.filter_mut::<FilePlayer>(player_node).ok_or(GraphError::NoSuchNode(player_node))?;
                 let result = player.play(&file, loops);
                 let replaced = l.playing.take();
+                // The old play's tail still buffered downstream must not leak into the new one.
+                l.reset_send_path();
                 if result.is_ok() {
                     l.playing = Some(token);
                 }
@@ -194,12 +226,16 @@ impl MediaCoordinator {
                 if let Some(player) = l.graph.filter_mut::<FilePlayer>(l.player) {
                     player.stop();
                 }
+                l.reset_send_path();
                 if let Some(token) = l.playing.take() {
                     self.event(MediaEvent::PlayDone { leg, token, completed: false });
                 }
             }
             MediaCmd::Record { leg, file } => {
                 let l = self.legs.get_mut(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
+                if l.recording {
+                    return Err(MediaError::AlreadyRecording(leg));
+                }
                 let recorder = Recorder::create(&file, l.media.codec.sample_rate())
                     .map_err(|e| MediaError::Record { path: file.clone(), detail: e.to_string() })?;
                 let decoder = l.graph.add(Decoder::new(l.media.codec.decoder(), l.media.payload_type));
@@ -208,11 +244,11 @@ impl MediaCoordinator {
                 l.graph.remove(old)?;
                 l.graph.chain(&[l.recv, decoder, rec])?;
                 l.recv_sink = decoder;
+                l.recording = true;
             }
             MediaCmd::DestroyLeg { leg } => {
                 let l = self.legs.remove(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
-                let report = report(&l);
-                self.event(MediaEvent::LegClosed { leg, report });
+                self.close(leg, l, None);
             }
         }
         Ok(())
@@ -237,7 +273,18 @@ impl MediaCoordinator {
         let recv = g.add(RtpRecv::new(codec.clock_rate()));
         let sink = g.add(VoidSink::new());
         g.chain(&[recv, sink])?;
-        Ok(Leg { graph: g, media, player, send, recv, recv_sink: sink, playing: None })
+        Ok(Leg {
+            graph: g,
+            media,
+            player,
+            resampler,
+            encoder,
+            send,
+            recv,
+            recv_sink: sink,
+            recording: false,
+            playing: None,
+        })
     }
 
     fn tick_all(&mut self, now: Duration) {
@@ -281,14 +328,37 @@ impl MediaCoordinator {
         for (leg, error) in failed {
             tracing::error!(?leg, %error, "media graph failed; tearing the leg down");
             if let Some(l) = self.legs.remove(&leg) {
-                let report = report(&l);
-                self.event(MediaEvent::LegFailed { leg, error, report });
+                self.close(leg, l, Some(error));
             }
+        }
+    }
+
+    /// Report a leg's end: an interrupted play first (every play gets its `PlayDone`), then
+    /// `LegClosed`, or `LegFailed` when `error` says why it ended.
+    fn close(&mut self, leg: LegId, mut l: Leg, error: Option<MediaError>) {
+        if let Some(token) = l.playing.take() {
+            self.event(MediaEvent::PlayDone { leg, token, completed: false });
+        }
+        let report = report(&l);
+        match error {
+            None => self.event(MediaEvent::LegClosed { leg, report }),
+            Some(error) => self.event(MediaEvent::LegFailed { leg, error, report }),
         }
     }
 
     fn event(&mut self, e: MediaEvent) {
         self.outputs.push_back(MediaOutput::Event(e));
+    }
+}
+
+impl Leg {
+    fn reset_send_path(&mut self) {
+        if let Some(resampler) = self.graph.filter_mut::<Resampler>(self.resampler) {
+            resampler.reset();
+        }
+        if let Some(encoder) = self.graph.filter_mut::<Encoder>(self.encoder) {
+            encoder.reset();
+        }
     }
 }
 

@@ -32,7 +32,8 @@ impl TickSchedule {
 
     /// When the next tick is due.
     pub fn next_due(&self) -> Duration {
-        TICK * self.next as u32
+        // Not `TICK * n as u32`: that wraps after 2^32 ticks (497 days).
+        Duration::from_nanos(self.next.saturating_mul(TICK.as_nanos() as u64))
     }
 
     /// If a tick is due at `now`, take it: returns its index and due time, and records its lateness.
@@ -77,6 +78,13 @@ mod tests {
         assert_eq!(s.poll(ms(20)), Some((2, ms(20))));
         assert_eq!(s.stats().late, 0);
         assert_eq!(s.stats().max_lateness, ms(3));
+    }
+
+    #[test]
+    fn the_schedule_does_not_wrap_after_2_pow_32_ticks() {
+        let mut s = TickSchedule { next: 1 << 32, stats: TickStats::default() };
+        assert_eq!(s.next_due(), Duration::from_millis((1u64 << 32) * 10));
+        assert_eq!(s.poll(Duration::from_secs(1)), None, "not due for 497 days");
     }
 
     #[test]

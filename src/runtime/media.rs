@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 
 use crate::media::{LegId, MediaCmd, MediaCoordinator, MediaEvent, MediaOutput, TickStats};
 
-/// Largest datagram read; bigger ones are truncated and then rejected as bad RTP.
-const MAX_DATAGRAM: usize = 2048;
+/// Read buffer: the largest UDP payload, so no datagram is ever truncated.
+const MAX_DATAGRAM: usize = 65536;
 
 /// Datagrams read per socket per pass of the loop at most; the rest wait for the next pass.
 pub const MAX_READS_PER_TICK: usize = 16;
@@ -177,12 +177,21 @@ impl MediaLoop {
                 self.coordinator.handle_cmd(now, cmd);
             }
             MediaRequest::CreateLeg { socket, cmd } => {
-                if let MediaCmd::CreateLeg { leg, .. } = &cmd {
-                    if let Err(e) = self.attach_socket(*leg, socket) {
+                let MediaCmd::CreateLeg { leg, .. } = &cmd else {
+                    tracing::error!(?cmd, "MediaRequest::CreateLeg carries another command; socket dropped");
+                    self.coordinator.handle_cmd(now, cmd);
+                    return true;
+                };
+                let leg = *leg;
+                // Only a leg the coordinator accepts gets the socket: a refused one (bad ptime, a leg id
+                // already in use) must neither leak it nor replace a live leg's socket.
+                let existed = self.coordinator.has_leg(leg);
+                self.coordinator.handle_cmd(now, cmd);
+                if !existed && self.coordinator.has_leg(leg) {
+                    if let Err(e) = self.attach_socket(leg, socket) {
                         tracing::error!(?leg, error = %e, "cannot watch the leg's RTP socket; it will not receive");
                     }
                 }
-                self.coordinator.handle_cmd(now, cmd);
             }
             MediaRequest::TickStats(tx) => {
                 let _ = tx.send(self.coordinator.tick_stats());

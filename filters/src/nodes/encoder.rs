@@ -24,6 +24,12 @@ impl Encoder {
         Self { codec, payload_type, frame_samples, pending: Vec::with_capacity(frame_samples * 2) }
     }
 
+    /// Drop samples waiting for a full packet (a play was stopped or replaced: they must not be
+    /// prepended to the next one).
+    pub fn reset(&mut self) {
+        self.pending.clear();
+    }
+
     /// Change the packet duration; takes effect from the next packet.
     pub fn set_ptime(&mut self, ptime_ms: u32) {
         self.frame_samples = (self.codec.kind().sample_rate() * ptime_ms / 1000) as usize;

@@ -35,6 +35,11 @@ impl Resampler {
         Self { out_rate, stream: None }
     }
 
+    /// Forget the stream in progress without flushing it (a play was stopped or replaced).
+    pub fn reset(&mut self) {
+        self.stream = None;
+    }
+
     pub fn out_rate(&self) -> u32 {
         self.out_rate
     }

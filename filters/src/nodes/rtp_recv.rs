@@ -47,6 +47,11 @@ pub struct RecvStats {
     pub other_source: u64,
 }
 
+/// Added to RFC 3550 extended sequence numbers inside the jitter buffer (and taken off again on the way
+/// out), so that the packet held back by probation always has a predecessor number, even when its
+/// source validates on sequence number 0 (extended 0).
+const PLAYOUT_SEQ_OFFSET: u32 = 1 << 16;
+
 /// A packet held back by source validation, with what is needed to release it later.
 #[derive(Debug)]
 struct Held {
@@ -153,7 +158,7 @@ impl RtpRecv {
             }
         };
         let mut frame = frame();
-        frame.seq = ext_seq;
+        frame.seq = ext_seq.wrapping_add(PLAYOUT_SEQ_OFFSET);
         self.buffer.push(now, frame, jitter);
     }
 
@@ -243,12 +248,12 @@ impl RtpRecv {
             self.held = Some(held);
             return;
         }
-        if held.seq != seq.wrapping_sub(1) || ext_seq == 0 {
+        if held.seq != seq.wrapping_sub(1) {
             self.stats.unvalidated += 1;
             return;
         }
         let mut frame = held.frame;
-        frame.seq = ext_seq - 1;
+        frame.seq = ext_seq.wrapping_add(PLAYOUT_SEQ_OFFSET) - 1;
         self.buffer.push(held.arrival, frame, jitter);
     }
 }
@@ -259,7 +264,10 @@ impl Filter for RtpRecv {
     }
 
     fn process(&mut self, cx: &mut ProcessCx<'_>) -> Result<(), FilterError> {
-        while let Some(frame) = self.buffer.pop(cx.now) {
+        while let Some(mut frame) = self.buffer.pop(cx.now) {
+            // Back to the RFC's extended number (the held packet of a source that validated on 0 reads
+            // as u32::MAX, i.e. -1).
+            frame.seq = frame.seq.wrapping_sub(PLAYOUT_SEQ_OFFSET);
             self.stats.delivered_bytes += frame.payload.len() as u64;
             cx.push(0, Frame::Rtp(frame));
         }
@@ -348,6 +356,26 @@ mod tests {
             vec![0x81, 201, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             vec![0x80, 200, 0, 6, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
         ]
+    }
+
+    #[test]
+    fn a_source_validating_on_sequence_zero_keeps_its_first_packet() {
+        let mut h = FilterHarness::new(RtpRecv::new(8000));
+        h.filter.push_datagram(Duration::ZERO, &datagram(7, 65535, 0, false));
+        h.filter.push_datagram(Duration::from_millis(20), &datagram(7, 0, 160, false));
+        for _ in 0..30 {
+            h.run().unwrap();
+        }
+        let seqs: Vec<u32> = h
+            .take(0)
+            .into_iter()
+            .map(|f| match f {
+                Frame::Rtp(r) => r.seq,
+                other => panic!("{}", other.kind()),
+            })
+            .collect();
+        assert_eq!(seqs, vec![u32::MAX, 0], "the held 65535 comes out first, as extended -1");
+        assert_eq!(h.filter.stats().unvalidated, 0);
     }
 
     #[test]
