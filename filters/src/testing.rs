@@ -96,6 +96,17 @@ pub fn read_wav(path: &std::path::Path) -> Result<(u32, Vec<i16>), hound::Error>
     Ok((rate, samples))
 }
 
+/// An encoded 8 kHz PCMU packet of `len` silent samples (to feed filters that must refuse it, or send).
+pub fn pcmu_packet(len: usize) -> crate::frame::EncodedFrame {
+    crate::frame::EncodedFrame {
+        payload: vec![0xFF; len],
+        payload_type: 0,
+        duration: len as u32,
+        clock_rate: 8000,
+        end_of_stream: false,
+    }
+}
+
 /// `n` samples of a sine at `freq` Hz, peak `amplitude`.
 pub fn sine(rate: u32, freq: f64, amplitude: f64, n: usize) -> Vec<i16> {
     (0..n)

@@ -132,7 +132,7 @@ fn write_error(path: &Path, e: hound::Error) -> FilterError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{AudioFrame, EncodedFrame};
+    use crate::frame::AudioFrame;
     use crate::graph::Graph;
     use crate::nodes::{FilePlayer, Resampler};
     use crate::testing::{sine, test_signal, FilterHarness};
@@ -228,13 +228,7 @@ mod tests {
         let mut h = FilterHarness::new(Recorder::create(&path, 8000).expect("create"));
         h.push(0, AudioFrame::new(vec![0; 160], 16000));
         assert!(matches!(h.run(), Err(FilterError::UnsupportedRate { filter: "recorder", rate: 16000 })));
-        let packet = EncodedFrame {
-            payload: vec![0; 160],
-            payload_type: 0,
-            duration: 160,
-            clock_rate: 8000,
-            end_of_stream: false,
-        };
+        let packet = crate::testing::pcmu_packet(160);
         h.push(0, packet);
         assert!(matches!(h.run(), Err(FilterError::UnexpectedFrame { got: "encoded", .. })));
     }

@@ -528,7 +528,6 @@ fn to_i16(x: f32) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::EncodedFrame;
     use crate::testing::{best_correlation, goertzel_ratio, rms_level, sine, test_signal, FilterHarness};
 
     /// `samples` cut into 10 ms frames (220/221 at 22050 Hz), the last one marked end of stream.
@@ -726,13 +725,7 @@ mod tests {
     #[test]
     fn non_audio_frames_fail() {
         let mut h = FilterHarness::new(Resampler::new(8000));
-        let packet = EncodedFrame {
-            payload: vec![0; 160],
-            payload_type: 0,
-            duration: 160,
-            clock_rate: 8000,
-            end_of_stream: false,
-        };
+        let packet = crate::testing::pcmu_packet(160);
         h.push(0, packet);
         assert!(matches!(h.run(), Err(FilterError::UnexpectedFrame { got: "encoded", .. })));
     }

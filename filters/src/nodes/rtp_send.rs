@@ -132,13 +132,7 @@ mod tests {
     use rtp_types::RtpPacket;
 
     fn frame(n: usize) -> EncodedFrame {
-        EncodedFrame {
-            payload: vec![0xFF; n],
-            payload_type: 0,
-            duration: n as u32,
-            clock_rate: 8000,
-            end_of_stream: false,
-        }
+        crate::testing::pcmu_packet(n)
     }
 
     fn dest() -> SocketAddr {
