@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use rms::media::{LegId, LegMedia, MediaCmd, MediaCoordinator, MediaError, MediaEvent, MediaOutput};
+use rms::media::{LegId, LegMedia, MediaCmd, MediaCoordinator, MediaError, MediaEvent, MediaOutput, PromptCacheLimits};
 use rms::runtime::{MediaRequest, MediaThread};
 use rms_filters::codec::{g711, CodecKind};
 use rms_filters::nodes::file_player::FileError;
@@ -102,11 +102,20 @@ fn run_ticks(c: &mut MediaCoordinator, first: u64, ticks: u64) -> Vec<TickOutput
 
 #[test]
 fn pcmu_play_of_a_3s_16khz_wav_emits_exactly_150_packets_and_one_end_of_file_on_the_last_tick() {
+    // From the prompt cache (the default), and streamed from the file: the same packets.
+    let cached = play_3s_16khz_prompt(PromptCacheLimits::default());
+    let streamed = play_3s_16khz_prompt(PromptCacheLimits { max_bytes: 0, max_seconds: 0 });
+    assert!(cached == streamed, "cached and streamed plays differ");
+}
+
+/// Runs the acceptance checks on one play; returns the payloads sent.
+fn play_3s_16khz_prompt(cache: PromptCacheLimits) -> Vec<u8> {
     let source = test_signal(16000, 48000, 7000.0);
     let file = temp_path("prompt-3s-16k.wav");
     write_wav(&file, 16000, &source);
 
     let mut c = MediaCoordinator::new(1, Box::new(NoClock));
+    c.set_prompt_cache(cache);
     let leg = LegId(1);
     c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg, media: pcmu(remote()) });
     c.handle_cmd(Duration::ZERO, MediaCmd::Play { leg, file: file.clone(), loops: 1, token: 42 });
@@ -145,6 +154,7 @@ fn pcmu_play_of_a_3s_16khz_wav_emits_exactly_150_packets_and_one_end_of_file_on_
     assert_eq!(done.len(), 1, "{done:?}");
     assert!(matches!(done[0], (299, MediaEvent::PlayDone { leg: LegId(1), token: 42, completed: true })), "{done:?}");
     assert_eq!(packets.last().expect("packets").0, 299);
+    sent
 }
 
 #[test]
@@ -493,10 +503,23 @@ fn commands_for_unknown_legs_or_bad_ptime_fail_cleanly() {
 
 #[test]
 fn a_play_graph_with_its_buffers_costs_at_most_64_kib() {
+    // Streamed from the file (decoder, resampler and read buffer per call) is the larger case.
+    for (what, cache) in
+        [("streamed", PromptCacheLimits { max_bytes: 0, max_seconds: 0 }), ("cached", PromptCacheLimits::default())]
+    {
+        let per_graph = heap_per_play_graph(cache);
+        println!("heap per PCMU play graph (16 kHz prompt, {what}, steady state): {per_graph} bytes");
+        assert!(per_graph > 0);
+        assert!(per_graph <= 64 * 1024, "a {what} play graph costs {per_graph} bytes");
+    }
+}
+
+fn heap_per_play_graph(cache: PromptCacheLimits) -> isize {
     let file = temp_path("prompt-mem-16k.wav");
     write_wav(&file, 16000, &test_signal(16000, 32000, 7000.0));
     let mut c = MediaCoordinator::new(7, Box::new(NoClock));
-    // Warm up once so lazily built shared state (tables, TLS) is not charged to the graphs.
+    c.set_prompt_cache(cache);
+    // Warm up once so shared state (tables, TLS, the cached prompt) is not charged to the graphs.
     c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg: LegId(0), media: pcmu(remote()) });
     c.handle_cmd(Duration::ZERO, MediaCmd::Play { leg: LegId(0), file: file.clone(), loops: 0, token: 0 });
     run_ticks(&mut c, 0, 10);
@@ -509,10 +532,7 @@ fn a_play_graph_with_its_buffers_costs_at_most_64_kib() {
     }
     // Steady state: every buffer has reached its working size.
     run_ticks(&mut c, 10, 50);
-    let per_graph = (live_bytes() - before) / N as isize;
-    println!("heap per PCMU play graph (16 kHz prompt, steady state): {per_graph} bytes");
-    assert!(per_graph > 0);
-    assert!(per_graph <= 64 * 1024, "a play graph costs {per_graph} bytes");
+    (live_bytes() - before) / N as isize
 }
 
 // ---------------------------------------------------------------------------------------------------

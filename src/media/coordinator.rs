@@ -11,6 +11,7 @@ use rms_filters::nodes::rtp_send::SendStats;
 use rms_filters::nodes::{Decoder, Encoder, FilePlayer, Recorder, Resampler, RtpRecv, RtpSend, VoidSink};
 use rms_filters::{FilterEvent, Graph, GraphError, NodeId, UsageClock, UsageTable};
 
+use super::prompt_cache::{PromptCache, PromptCacheLimits};
 use super::{LegId, LegMedia, MediaCmd, MediaEvent, MediaOutput, TickSchedule, TickStats};
 
 /// Why a media command or a leg failed.
@@ -88,6 +89,7 @@ pub struct MediaCoordinator {
     outputs: VecDeque<MediaOutput>,
     rng: fastrand::Rng,
     clock: Box<dyn UsageClock + Send>,
+    prompts: PromptCache,
 }
 
 impl MediaCoordinator {
@@ -100,7 +102,14 @@ impl MediaCoordinator {
             outputs: VecDeque::new(),
             rng: fastrand::Rng::with_seed(seed),
             clock,
+            prompts: PromptCache::new(PromptCacheLimits::default()),
         }
+    }
+
+    /// Replace the prompt cache (and its contents) with one of these limits; `max_bytes: 0` turns
+    /// caching off, so every play streams from its file.
+    pub fn set_prompt_cache(&mut self, limits: PromptCacheLimits) {
+        self.prompts = PromptCache::new(limits);
     }
 
     pub fn handle_cmd(&mut self, _now: Duration, cmd: MediaCmd) {
@@ -204,10 +213,17 @@ impl MediaCoordinator {
             }
             MediaCmd::Play { leg, file, loops, token } => {
                 let l = self.legs.get_mut(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
+                let rate = l.media.codec.sample_rate();
+                // A file the cache cannot take (missing, long, corrupt) is streamed: the player then
+                // reports whatever is wrong with it.
+                let cached = self.prompts.get(&file, rate).ok().flatten();
                 let player_node = l.player;
                 let player =
                     l.graph.filter_mut::<FilePlayer>(player_node).ok_or(GraphError::NoSuchNode(player_node))?;
-                let result = player.play(&file, loops);
+                let result = match cached {
+                    Some(samples) => player.play_pcm(&file, samples, rate, loops),
+                    None => player.play(&file, loops).map(|_| ()),
+                };
                 let replaced = l.playing.take();
                 // The old play's tail still buffered downstream must not leak into the new one.
                 l.reset_send_path();

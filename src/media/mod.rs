@@ -13,14 +13,17 @@
 //! }
 //! ```
 //!
-//! A leg's graph for the "play" recipe is
+//! Prompts of up to 30 s are decoded and resampled once into a shared [`PromptCache`]; longer ones
+//! stream from their file. A leg's graph for the "play" recipe is
 //! `file_player → resampler → encoder → rtp_send` and `rtp_recv → void_sink`
 //! (or `rtp_recv → decoder → recorder` while recording).
 
 mod coordinator;
+mod prompt_cache;
 mod schedule;
 
 pub use coordinator::{LegReport, MediaCoordinator, MediaError};
+pub use prompt_cache::{PromptCache, PromptCacheLimits};
 pub use schedule::{TickSchedule, TickStats};
 
 use std::net::SocketAddr;

@@ -9,6 +9,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
@@ -121,6 +122,30 @@ impl FilePlayer {
         }
         self.play = Some(play);
         Ok(info)
+    }
+
+    /// Play decoded mono samples (a cached prompt) as if they were the file `name`: same framing,
+    /// loops and events as [`FilePlayer::play`], no file access on ticks. `rate` must be one of
+    /// [`SUPPORTED_RATES`].
+    pub fn play_pcm(&mut self, name: &Path, samples: Arc<[i16]>, rate: u32, loops: u32) -> Result<(), FileError> {
+        self.play = None;
+        check_rate(name, rate)?;
+        if samples.is_empty() {
+            return Err(FileError::Empty { path: name.to_owned() });
+        }
+        let mut play = Play {
+            path: name.to_owned(),
+            source: Source::Memory { samples, at: 0 },
+            rate,
+            loops_left: loops.checked_sub(1),
+            pending: Vec::with_capacity(rate as usize / 100 + 2),
+            frames: 0,
+            samples_this_loop: 0,
+            end: None,
+        };
+        play.fill(play.frame_len() + 1);
+        self.play = Some(play);
+        Ok(())
     }
 
     /// Stop playing now; no more frames, no end-of-file event.
@@ -264,11 +289,34 @@ impl From<hound::Error> for ReadError {
     }
 }
 
-/// An open file, positioned at its next undecoded sample.
+/// Decode all of `path` to mono samples, if it holds at most `max_samples` (at its own rate).
+/// `Ok(None)` when it is longer; an error when it cannot be opened or is corrupt anywhere.
+pub fn decode_file(path: &Path, max_samples: u64) -> Result<Option<(FileInfo, Vec<i16>)>, FileError> {
+    let (mut source, info) = Source::open(path)?;
+    if info.duration_samples.is_some_and(|n| n > max_samples) {
+        return Ok(None);
+    }
+    let mut samples = Vec::with_capacity(info.duration_samples.unwrap_or(0).min(max_samples) as usize);
+    loop {
+        match source.read(&mut samples, 4096) {
+            Ok(0) => break,
+            Ok(_) if samples.len() as u64 > max_samples => return Ok(None),
+            Ok(_) => {}
+            Err(e) => return Err(e.into_file_error(path)),
+        }
+    }
+    if samples.is_empty() {
+        return Err(FileError::Empty { path: path.to_owned() });
+    }
+    Ok(Some((info, samples)))
+}
+
+/// An open file, positioned at its next undecoded sample, or decoded samples in memory.
 enum Source {
     Pcm16(Pcm16Wav),
     Wav(HoundWav),
     Coded(Coded),
+    Memory { samples: Arc<[i16]>, at: usize },
 }
 
 impl Source {
@@ -298,6 +346,12 @@ impl Source {
             Source::Pcm16(s) => s.read(out, want),
             Source::Wav(s) => s.read(out, want),
             Source::Coded(s) => s.read(out),
+            Source::Memory { samples, at } => {
+                let n = want.min(samples.len() - *at);
+                out.extend_from_slice(&samples[*at..*at + n]);
+                *at += n;
+                Ok(n)
+            }
         }
     }
 
@@ -307,6 +361,10 @@ impl Source {
         match self {
             Source::Pcm16(s) => s.rewind().map_err(read_error),
             Source::Wav(s) => s.reader.seek(0).map_err(read_error),
+            Source::Memory { at, .. } => {
+                *at = 0;
+                Ok(())
+            }
             Source::Coded(_) => {
                 // Reopening is simpler and as cheap as seeking, and works for every container.
                 let file = File::open(path).map_err(|e| FileError::Open { path: path.to_owned(), kind: e.kind() })?;

@@ -109,6 +109,24 @@ impl Filter for Resampler {
     }
 }
 
+/// Convert a whole stream at once (a prompt being cached), exactly as the filter would frame by frame.
+pub fn resample_all(samples: &[i16], in_rate: u32, out_rate: u32) -> Result<Vec<i16>, FilterError> {
+    if in_rate == out_rate {
+        return Ok(samples.to_vec());
+    }
+    for rate in [in_rate, out_rate] {
+        if !SUPPORTED_RATES.contains(&rate) || (rate == out_rate && !OUTPUT_RATES.contains(&rate)) {
+            return Err(FilterError::UnsupportedRate { filter: NAME, rate });
+        }
+    }
+    let mut stream = Stream::new(in_rate, out_rate)?;
+    let expected = (samples.len() as u64 * u64::from(out_rate) / u64::from(in_rate)) as usize;
+    let mut out = Vec::with_capacity(expected + stream.flush_capacity());
+    stream.push(samples, &mut out)?;
+    stream.finish(&mut out)?;
+    Ok(out)
+}
+
 /// Conversion state of one input rate.
 struct Stream {
     in_rate: u32,
@@ -673,6 +691,14 @@ mod tests {
                 let l = level(freq);
                 assert!(l < -50.0, "{in_rate} Hz: alias of {freq} Hz at {l:.1} dB");
             }
+        }
+    }
+
+    #[test]
+    fn resample_all_equals_the_filter_frame_by_frame() {
+        for (in_rate, out_rate) in [(16000, 8000), (48000, 8000), (44100, 8000), (8000, 16000)] {
+            let input = test_signal(in_rate, 12_345, 3000.0);
+            assert_eq!(resample_all(&input, in_rate, out_rate).unwrap(), resample(&input, in_rate, out_rate));
         }
     }
 
