@@ -41,6 +41,9 @@ struct Entry {
 pub struct PromptCache {
     limits: PromptCacheLimits,
     entries: HashMap<(PathBuf, u32), Entry>,
+    /// Files found too long or not cleanly decodable, by size and mtime, so they are not decoded
+    /// again on every play (a long MP3 would be, up to `max_seconds`, each time).
+    streamed: HashMap<PathBuf, (Option<SystemTime>, u64)>,
     bytes: usize,
     uses: u64,
 }
@@ -66,16 +69,18 @@ impl PromptCache {
         if let Some(old) = self.entries.remove(&key) {
             self.bytes -= old.samples.len() * 2;
         }
-        let max_in = u64::from(self.limits.max_seconds) * u64::from(*SUPPORTED_RATES.iter().max().unwrap_or(&48000));
-        let Ok(Some((info, decoded))) = decode_file(path, max_in) else { return Ok(None) };
-        if decoded.len() as u64 > u64::from(self.limits.max_seconds) * u64::from(info.rate) {
+        if self.limits.max_bytes == 0 || self.streamed.get(path) == Some(&(modified, len)) {
             return Ok(None);
         }
-        let Ok(samples) = resample_all(&decoded, info.rate, rate) else { return Ok(None) };
+        let Some(samples) = self.decode(path, rate) else {
+            // Bounded: forgetting only costs one more decode attempt per file.
+            if self.streamed.len() >= 4096 {
+                self.streamed.clear();
+            }
+            self.streamed.insert(path.to_owned(), (modified, len));
+            return Ok(None);
+        };
         let bytes = samples.len() * 2;
-        if bytes > self.limits.max_bytes {
-            return Ok(None);
-        }
         while self.bytes + bytes > self.limits.max_bytes {
             self.evict_one();
         }
@@ -83,6 +88,18 @@ impl PromptCache {
         self.bytes += bytes;
         self.entries.insert(key, Entry { samples: samples.clone(), modified, len, last_used: self.uses });
         Ok(Some(samples))
+    }
+
+    /// The whole file at `rate`, if it decodes cleanly and fits the limits.
+    fn decode(&self, path: &Path, rate: u32) -> Option<Vec<i16>> {
+        let max_rate = SUPPORTED_RATES.iter().copied().max().unwrap_or(48000);
+        let max_in = u64::from(self.limits.max_seconds) * u64::from(max_rate);
+        let (info, decoded) = decode_file(path, max_in).ok()??;
+        if decoded.len() as u64 > u64::from(self.limits.max_seconds) * u64::from(info.rate) {
+            return None;
+        }
+        let samples = resample_all(&decoded, info.rate, rate).ok()?;
+        (samples.len() * 2 <= self.limits.max_bytes).then_some(samples)
     }
 
     /// Decoded bytes held.
@@ -147,6 +164,7 @@ mod tests {
         let bytes = std::fs::read(&truncated).unwrap();
         std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
         assert!(cache.get(&truncated, 8000).unwrap().is_none(), "streamed, so the player reports it");
+        assert_eq!(cache.streamed.len(), 2, "both remembered, not decoded again on the next play");
         assert!(matches!(cache.get(&temp("missing.wav"), 8000), Err(FileError::Open { .. })));
         assert!(cache.is_empty());
     }
