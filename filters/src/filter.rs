@@ -109,6 +109,19 @@ impl<'a> ProcessCx<'a> {
         self.queues[usize::from(q)].pop_front()
     }
 
+    /// Next frame on input `pin`, which must be audio: anything else is `filter`'s error.
+    pub fn pop_audio(
+        &mut self,
+        pin: usize,
+        filter: &'static str,
+    ) -> Result<Option<crate::frame::AudioFrame>, FilterError> {
+        match self.pop(pin) {
+            None => Ok(None),
+            Some(Frame::Audio(a)) => Ok(Some(a)),
+            Some(other) => Err(FilterError::UnexpectedFrame { filter, pin, expected: "audio", got: other.kind() }),
+        }
+    }
+
     /// Whether input `pin` has a frame queued.
     pub fn has_input(&self, pin: usize) -> bool {
         matches!(self.inputs.get(pin), Some(Some(q)) if !self.queues[usize::from(*q)].is_empty())

@@ -5,7 +5,7 @@
 
 use crate::codec::AudioEncoder;
 use crate::filter::{Filter, FilterDesc, FilterError, ProcessCx};
-use crate::frame::{EncodedFrame, Frame};
+use crate::frame::EncodedFrame;
 
 pub struct Encoder {
     codec: Box<dyn AudioEncoder>,
@@ -63,15 +63,7 @@ impl Filter for Encoder {
 
     fn process(&mut self, cx: &mut ProcessCx<'_>) -> Result<(), FilterError> {
         let rate = self.codec.kind().sample_rate();
-        while let Some(frame) = cx.pop(0) {
-            let Frame::Audio(audio) = frame else {
-                return Err(FilterError::UnexpectedFrame {
-                    filter: "encoder",
-                    pin: 0,
-                    expected: "audio",
-                    got: frame.kind(),
-                });
-            };
+        while let Some(audio) = cx.pop_audio(0, "encoder")? {
             if audio.rate != rate {
                 return Err(FilterError::UnsupportedRate { filter: "encoder", rate: audio.rate });
             }
@@ -94,6 +86,7 @@ mod tests {
     use super::*;
     use crate::codec::{g711, CodecKind};
     use crate::frame::AudioFrame;
+    use crate::frame::Frame;
     use crate::testing::{sine, FilterHarness};
 
     fn encoded(h: &mut FilterHarness<Encoder>) -> Vec<EncodedFrame> {

@@ -8,7 +8,6 @@ use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
 use crate::filter::{Filter, FilterDesc, FilterError, FilterEvent, ProcessCx};
-use crate::frame::Frame;
 use crate::nodes::file_player::SUPPORTED_RATES;
 
 const NAME: &str = "recorder";
@@ -95,15 +94,7 @@ impl Filter for Recorder {
     }
 
     fn process(&mut self, cx: &mut ProcessCx<'_>) -> Result<(), FilterError> {
-        while let Some(frame) = cx.pop(0) {
-            let Frame::Audio(audio) = frame else {
-                return Err(FilterError::UnexpectedFrame {
-                    filter: NAME,
-                    pin: 0,
-                    expected: "audio",
-                    got: frame.kind(),
-                });
-            };
+        while let Some(audio) = cx.pop_audio(0, NAME)? {
             if self.writer.is_none() {
                 continue;
             }

@@ -13,7 +13,7 @@ use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler as _};
 
 use crate::filter::{Filter, FilterDesc, FilterError, ProcessCx};
-use crate::frame::{AudioFrame, Frame};
+use crate::frame::AudioFrame;
 use crate::nodes::file_player::SUPPORTED_RATES;
 
 /// Rates the resampler converts to.
@@ -65,15 +65,7 @@ impl Filter for Resampler {
         if !OUTPUT_RATES.contains(&self.out_rate) {
             return Err(FilterError::UnsupportedRate { filter: NAME, rate: self.out_rate });
         }
-        while let Some(frame) = cx.pop(0) {
-            let Frame::Audio(audio) = frame else {
-                return Err(FilterError::UnexpectedFrame {
-                    filter: NAME,
-                    pin: 0,
-                    expected: "audio",
-                    got: frame.kind(),
-                });
-            };
+        while let Some(audio) = cx.pop_audio(0, NAME)? {
             if audio.rate == self.out_rate {
                 self.flush_unfinished(cx)?;
                 cx.push(0, audio);
@@ -546,6 +538,7 @@ fn to_i16(x: f32) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::Frame;
     use crate::testing::{best_correlation, goertzel_ratio, rms_level, sine, test_signal, FilterHarness};
 
     /// `samples` cut into 10 ms frames (220/221 at 22050 Hz), the last one marked end of stream.
