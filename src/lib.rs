@@ -16,5 +16,6 @@
 
 pub mod media;
 pub mod runtime;
+pub mod sdp;
 
 pub use rms_filters as filters;
