@@ -17,5 +17,6 @@
 pub mod media;
 pub mod runtime;
 pub mod sdp;
+pub mod sip;
 
 pub use rms_filters as filters;
