@@ -272,18 +272,7 @@ pub fn negotiate_answer(offer: &SessionDescription, config: &AnswerConfig) -> Re
         if let Some(te) = choice.telephone_event {
             fmt.push_str(&format!(" {te}"));
         }
-        let mut m = Media {
-            media: offered.media.clone(),
-            port: config.rtp_port,
-            num_ports: None,
-            proto: offered.proto.clone(),
-            fmt,
-            media_title: None,
-            connections: vec![],
-            bandwidths: vec![],
-            key: None,
-            attributes: vec![],
-        };
+        let mut m = answer_media(offered, config.rtp_port, fmt);
         push_rtpmap(&mut m, choice.payload_type, &RtpMap::of(choice.codec));
         if let Some(fmtp) = fmtp(offered, choice.payload_type) {
             m.attributes.push(Attribute::with_value("fmtp", format!("{} {fmtp}", choice.payload_type)));
@@ -577,9 +566,14 @@ fn rtcp_attribute(media: &Media, rtp_ip: IpAddr) -> Option<SocketAddr> {
 /// A rejected stream: same media type, port 0, formats echoed (RFC 3264 §6).
 fn rejected(offered: &Media) -> Media {
     let fmt = if offered.fmt.trim().is_empty() { "0".to_owned() } else { offered.fmt.clone() };
+    answer_media(offered, 0, fmt)
+}
+
+/// An answer m-line for `offered`: same media type and transport, our port and formats, nothing else.
+fn answer_media(offered: &Media, port: u16, fmt: String) -> Media {
     Media {
         media: offered.media.clone(),
-        port: 0,
+        port,
         num_ports: None,
         proto: offered.proto.clone(),
         fmt,
