@@ -188,6 +188,20 @@ macro_rules! header_accessors {
             self.headers.push((canonical_name(name), value.into()));
         }
 
+        /// Insert a header before all others (a new top Via).
+        pub fn prepend_header(&mut self, name: &str, value: impl Into<String>) {
+            self.headers.insert(0, (canonical_name(name), value.into()));
+        }
+
+        /// Replace the first value of a header (appended when absent).
+        pub fn set_first_header(&mut self, name: &str, value: impl Into<String>) {
+            let name = canonical_name(name);
+            match self.headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                Some((_, v)) => *v = value.into(),
+                None => self.headers.push((name, value.into())),
+            }
+        }
+
         /// Remove every header with this name.
         pub fn remove_header(&mut self, name: &str) {
             let name = canonical_name(name);

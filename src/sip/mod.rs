@@ -10,17 +10,31 @@
 //! Transport framing: [`SipMessage::parse_datagram`] (UDP, §18.3) and [`StreamFramer`] (TCP,
 //! framing by Content-Length, RFC 5626 §3.5.1 CRLF keep-alives skipped).
 
+mod dialog;
+mod endpoint;
 mod framing;
 mod message;
 mod parse;
+mod timer;
+mod transaction;
 
 #[cfg(test)]
 mod tests;
 
+pub use dialog::{Dialog, DialogId, DialogRole, DialogState};
+pub use endpoint::{
+    Body, ClientTxId, DialogEnd, Endpoint, EndpointConfig, EndpointCounts, EndpointError, OutgoingRequest, Reply,
+    ServerTxId, SipEvent, Transmit, Transport, ACCEPT, ALLOW,
+};
 pub use framing::{StreamFramer, MAX_MESSAGE_SIZE};
 pub use message::{CSeq, NameAddr, Request, Response, SipMessage, ViaHeader};
 pub use parse::looks_like_response;
 pub use rsipstack::sip::{Method, Uri};
+pub use timer::{Timer, TimerConfig, TimerTable};
+pub use transaction::{
+    Absorbed, ClientEvent, ClientState, ClientTransaction, ServerEvent, ServerState, ServerTransaction,
+    TransactionError, TransactionKind, MAGIC_COOKIE,
+};
 
 /// Errors reading a SIP message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,3 +118,6 @@ impl SipError {
         }
     }
 }
+
+#[cfg(test)]
+mod transaction_tests;
