@@ -121,3 +121,6 @@ impl SipError {
 
 #[cfg(test)]
 mod transaction_tests;
+
+#[cfg(test)]
+mod endpoint_tests;

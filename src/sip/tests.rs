@@ -206,3 +206,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn zz_print_outcomes() {
+    let dir = format!("{}/tests/fixtures/sip", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| {
+        let p = e.unwrap().path();
+        (p.extension()? == "sip").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+    }).collect();
+    names.sort();
+    for n in names {
+        let b = fixture(&n);
+        let r = SipMessage::parse_datagram(&b);
+        match r {
+            Ok(m) => println!("{n}: OK {:?} {:?}", m.method(), m.status()),
+            Err(e) => println!("{n}: ERR {e} -> {:?}", e.action(!looks_like_response(&b))),
+        }
+    }
+}
