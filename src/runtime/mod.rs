@@ -2,6 +2,8 @@
 //! sans-IO core.
 
 pub mod media;
+pub mod signalling;
 
 pub use media::{MediaLoop, MediaRequest, MediaThread};
+pub use signalling::{SignallingApp, SignallingConfig, SignallingTask, SignallingThread};
 pub use rms_filters::clock::TscClock;

@@ -1017,6 +1017,11 @@ impl Endpoint {
     // ----- helpers -----
 
     fn reject_unreadable(&mut self, source: SocketAddr, transport: Transport, bytes: &[u8], err: &SipError) {
+        // §17: an ACK is never answered, however broken.
+        if bytes.starts_with(b"ACK ") {
+            tracing::debug!(%source, %err, "unreadable ACK dropped");
+            return;
+        }
         let is_request = !super::looks_like_response(bytes);
         let BadMessageAction::Respond { status, reason } = err.action(is_request) else {
             tracing::debug!(%source, %err, "unreadable SIP message dropped");

@@ -1,0 +1,239 @@
+//! Real-peer tests of the SIP stack against sipp (Debian package `sip-tester`, installed by the
+//! README's test command): the signalling runtime on 127.0.0.1 with the test-only answering
+//! application, sipp's built-in `uac` over UDP and TCP, and the scenarios in tests/sipp/.
+
+#[path = "common/answer_app.rs"]
+mod answer_app;
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use answer_app::{AnswerApp, AppLog};
+use rms::runtime::{SignallingConfig, SignallingThread};
+use rms::sdp::Direction;
+use rms::sip::{DialogEnd, EndpointCounts, TimerConfig};
+use rms_filters::codec::CodecKind;
+
+fn server(timers: TimerConfig) -> (SignallingThread<AnswerApp>, Arc<Mutex<AppLog>>) {
+    let (app, log) = AnswerApp::new();
+    let mut config = SignallingConfig::new("127.0.0.1:0".parse().unwrap());
+    config.timers = timers;
+    config.seed = 7;
+    (SignallingThread::spawn(config, app).expect("bind the signalling sockets"), log)
+}
+
+/// A port free on both UDP and TCP (for sipp's own SIP and media sockets).
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn scenario(name: &str) -> String {
+    format!("{}/tests/sipp/{name}.xml", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn work_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rms-sipp-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Run sipp against `target` and return its message log; panics with sipp's errors on failure.
+fn sipp(name: &str, target: SocketAddr, args: &[&str]) -> String {
+    let dir = work_dir(name);
+    let messages = dir.join("messages.log");
+    let errors = dir.join("errors.log");
+    let port = free_port().to_string();
+    let media_port = free_port().to_string();
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(&dir)
+        .arg(target.to_string())
+        .args(["-i", "127.0.0.1", "-p", &port, "-mp", &media_port, "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .args(["-trace_msg", "-message_file"])
+        .arg(&messages)
+        .args(["-trace_err", "-error_file"])
+        .arg(&errors)
+        .args(args);
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) => panic!("cannot run sipp ({e}): install Debian's sip-tester (the README's test command does)"),
+    };
+    let log = std::fs::read_to_string(&messages).unwrap_or_default();
+    if !out.status.success() {
+        let errors = std::fs::read_to_string(&errors).unwrap_or_default();
+        panic!(
+            "sipp {name} failed ({}):\n{}\n{}\nerrors:\n{errors}\nmessages:\n{log}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    log
+}
+
+fn short_timers() -> TimerConfig {
+    TimerConfig { t1: Duration::from_millis(20), t2: Duration::from_millis(80), t4: Duration::from_millis(100) }
+}
+
+/// Once every call has ended no dialog is left, and the transactions still absorbing
+/// retransmissions (timers I, J, K, L: up to 64 × T1) run out by themselves: drive the stopped
+/// endpoint through its remaining deadlines in virtual time and check nothing is left.
+fn assert_nothing_left(server: SignallingThread<AnswerApp>) {
+    let (_, mut endpoint) = server.shutdown();
+    assert_eq!(endpoint.counts().dialogs, 0, "dialogs left after every call ended");
+    for _ in 0..10_000 {
+        let Some(at) = endpoint.poll_timeout() else { break };
+        endpoint.handle_timeout(at);
+        while endpoint.poll_transmit().is_some() {}
+        while endpoint.poll_event().is_some() {}
+    }
+    assert_eq!(endpoint.counts(), EndpointCounts::default(), "transactions or timers left behind");
+}
+
+#[test]
+fn builtin_uac_over_udp() {
+    let (server, log) = server(short_timers());
+    sipp("uac-udp", server.local_addr(), &["-sn", "uac", "-m", "10", "-r", "20", "-t", "u1"]);
+    let log = log.lock().unwrap().clone();
+    assert_eq!((log.invites, log.answered, log.acks), (10, 10, 10));
+    assert_eq!(log.ended.iter().filter(|e| **e == DialogEnd::ByeReceived).count(), 10);
+    assert!(log.negotiated_codecs.iter().all(|c| *c == CodecKind::Pcmu));
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+    assert_nothing_left(server);
+}
+
+#[test]
+fn builtin_uac_over_tcp() {
+    let (server, log) = server(short_timers());
+    sipp("uac-tcp", server.local_addr(), &["-sn", "uac", "-m", "10", "-r", "20", "-t", "t1"]);
+    let log = log.lock().unwrap().clone();
+    assert_eq!((log.invites, log.answered, log.acks), (10, 10, 10));
+    assert_eq!(log.ended.iter().filter(|e| **e == DialogEnd::ByeReceived).count(), 10);
+    assert_nothing_left(server);
+}
+
+#[test]
+fn cancel_before_answer() {
+    let (server, log) = server(short_timers());
+    sipp("cancel", server.local_addr(), &["-sf", &scenario("cancel"), "-m", "3"]);
+    let log = log.lock().unwrap().clone();
+    assert_eq!((log.invites, log.cancelled, log.answered), (3, 3, 0));
+    assert_nothing_left(server);
+}
+
+#[test]
+fn bye_from_the_caller() {
+    let (server, log) = server(TimerConfig::default());
+    sipp("bye-caller", server.local_addr(), &["-sf", &scenario("bye_from_caller"), "-m", "2"]);
+    assert_eq!(log.lock().unwrap().ended, vec![DialogEnd::ByeReceived; 2]);
+    assert_nothing_left(server);
+}
+
+#[test]
+fn bye_from_rms() {
+    let (server, log) = server(TimerConfig::default());
+    sipp("bye-rms", server.local_addr(), &["-sf", &scenario("bye_from_rms"), "-m", "2"]);
+    assert_eq!(log.lock().unwrap().ended, vec![DialogEnd::ByeSent; 2]);
+    assert_nothing_left(server);
+}
+
+#[test]
+fn options_ping() {
+    let (server, log) = server(TimerConfig::default());
+    sipp("options", server.local_addr(), &["-sf", &scenario("options"), "-m", "3"]);
+    assert_eq!(log.lock().unwrap().invites, 0, "OPTIONS is answered by the endpoint");
+}
+
+#[test]
+fn reinvite_hold_and_unhold() {
+    let (server, log) = server(TimerConfig::default());
+    sipp("reinvite", server.local_addr(), &["-sf", &scenario("reinvite_hold"), "-m", "1"]);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.reinvites, 2);
+    assert_eq!(log.reinvite_directions, vec![Direction::RecvOnly, Direction::SendRecv]);
+    assert_eq!(log.acks, 3);
+}
+
+#[test]
+fn invite_without_sdp_gets_offer_in_200_and_answer_in_ack() {
+    let (server, log) = server(TimerConfig::default());
+    sipp("no-sdp", server.local_addr(), &["-sf", &scenario("no_sdp"), "-m", "1"]);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.late_offers_answered, 1);
+    assert_eq!(log.negotiated_codecs, vec![CodecKind::Pcma]);
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+    assert_nothing_left(server);
+}
+
+/// Times (seconds since the first) of each received message whose first line starts with `line`.
+fn received_times(messages: &str, line: &str) -> Vec<f64> {
+    let mut times = Vec::new();
+    let mut stamp = None;
+    let mut lines = messages.lines().peekable();
+    while let Some(l) = lines.next() {
+        if let Some(rest) = l.strip_prefix("----------------------------------------------- ") {
+            // "2026-11-22\t12:34:56.789012"
+            stamp = rest.split_whitespace().last().and_then(parse_clock);
+            continue;
+        }
+        if l.contains("message received") {
+            // Skip to the first non-empty line: the start line.
+            let start = lines.by_ref().find(|l| !l.trim().is_empty()).unwrap_or_default();
+            if start.starts_with(line) {
+                times.extend(stamp);
+            }
+        }
+    }
+    let first = times.first().copied().unwrap_or(0.0);
+    times.iter().map(|t| t - first).collect()
+}
+
+fn parse_clock(s: &str) -> Option<f64> {
+    let mut parts = s.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let sec: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + sec)
+}
+
+#[test]
+fn uac_that_never_acks_gets_200_retransmissions_then_bye() {
+    // T1 100 ms, T2 400 ms: the 200 goes out at 0, .1, .3, .7, then every .4 s; BYE at 64 × T1.
+    let timers = TimerConfig { t1: Duration::from_millis(100), t2: Duration::from_millis(400), t4: Duration::from_secs(1) };
+    let (server, log) = server(timers);
+    let messages = sipp("no-ack", server.local_addr(), &["-sf", &scenario("no_ack"), "-m", "1"]);
+    let oks = received_times(&messages, "SIP/2.0 200");
+    let byes = received_times(&messages, "BYE ");
+    let mut expected = vec![0.0, 0.1, 0.3, 0.7];
+    while *expected.last().unwrap() + 0.4 < 6.4 {
+        expected.push(expected.last().unwrap() + 0.4);
+    }
+    assert_eq!(oks.len(), expected.len(), "200 retransmissions at {oks:?}");
+    for (got, want) in oks.iter().zip(&expected) {
+        assert!((got - want).abs() < 0.06, "200 at {got:.3} s, expected {want:.3} s: {oks:?}");
+    }
+    assert_eq!(byes.len(), 1);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.ended, vec![DialogEnd::AckTimeout]);
+    assert_eq!(log.acks, 0);
+}
+
+#[test]
+fn hundred_concurrent_calls_at_50_cps() {
+    let (server, log) = server(TimerConfig::default());
+    sipp("load", server.local_addr(), &["-sn", "uac", "-m", "100", "-r", "50", "-l", "100", "-d", "2000"]);
+    let log = log.lock().unwrap().clone();
+    assert_eq!((log.invites, log.answered, log.acks), (100, 100, 100));
+    assert_eq!(log.ended.len(), 100);
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+    assert_nothing_left(server);
+}
