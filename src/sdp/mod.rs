@@ -20,7 +20,7 @@ use std::net::IpAddr;
 
 pub use negotiate::{
     build_offer, negotiate_answer, negotiate_offer_answer, Answer, AnswerConfig, Direction, Negotiated,
-    NegotiationError, OfferConfig, OriginState,
+    NegotiationError, OfferConfig, OriginState, offer_unchanged,
 };
 pub use sdp_types;
 

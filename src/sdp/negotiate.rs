@@ -281,6 +281,8 @@ pub fn negotiate_answer(offer: &SessionDescription, config: &AnswerConfig) -> Re
             push_telephone_event(&mut m, te, choice.codec.clock_rate());
         }
         m.attributes.push(Attribute::with_value("ptime", ptime));
+        // RFC 4566 §6 maxptime: the most we accept, within what they accept.
+        m.attributes.push(Attribute::with_value("maxptime", answer_maxptime(session, media)));
         // RFC 3605 §2.1 `a=rtcp`; with rtcp-mux accepted (only when offered, RFC 5761 §5.1.1,
         // RFC 8035) it names the RTP port itself (RFC 5761 §5.1.3, RFC 8858 §4).
         let rtcp_port = if remote.rtcp_mux { config.rtp_port } else { config.rtp_port.saturating_add(1) };
@@ -366,6 +368,7 @@ pub fn build_offer(config: &OfferConfig) -> SessionDescription {
         push_telephone_event(&mut m, pt, clock);
     }
     m.attributes.push(Attribute::with_value("ptime", DEFAULT_PTIME_MS));
+    m.attributes.push(Attribute::with_value("maxptime", *PTIME_RANGE_MS.end()));
     m.attributes.push(Attribute::with_value("rtcp", config.rtp_port.saturating_add(1)));
     m.attributes.push(Attribute::new(config.direction.as_str()));
     SessionDescription::from_session(session_skeleton(config.address, config.origin, vec![m]))
@@ -506,6 +509,21 @@ fn numeric_attr(session: &Session, media: &Media, name: &str) -> Option<u32> {
         let f = value.parse::<f64>().ok()?;
         (f.is_finite() && f >= 0.0 && f < u32::MAX as f64).then_some(f as u32)
     })
+}
+
+/// Our `a=maxptime` in an answer: 60 ms, or the offer's maxptime when smaller (never below 10).
+fn answer_maxptime(session: &Session, media: &Media) -> u32 {
+    let ours = *PTIME_RANGE_MS.end();
+    let theirs = numeric_attr(session, media, "maxptime").unwrap_or(ours);
+    let max = theirs.clamp(*PTIME_RANGE_MS.start(), ours);
+    max - max % 10
+}
+
+/// RFC 3264 §8: a re-offer whose `o=` line (username, session id and version) equals the
+/// previous one's is the same SDP, so the previous answer stands (a session refresh).
+pub fn offer_unchanged(previous: &SessionDescription, offer: &SessionDescription) -> bool {
+    let (a, b) = (previous.origin(), offer.origin());
+    a.username == b.username && a.sess_id == b.sess_id && a.sess_version == b.sess_version
 }
 
 /// `a=ptime` (RFC 4566 §6) limited by `a=maxptime`, clamped to 10..=60 ms and rounded down to our

@@ -143,6 +143,7 @@ fn linphone_offer_picks_pcmu_in_offer_order_with_telephone_event() {
             "a=rtpmap:101 telephone-event/8000",
             "a=fmtp:101 0-16",
             "a=ptime:20",
+            "a=maxptime:60",
             "a=rtcp:20001",
             "a=sendrecv",
         ]
@@ -182,6 +183,7 @@ fn bria_offer_via_rtpengine_skips_g722_and_answers_pcmu() {
             "a=rtpmap:101 telephone-event/8000",
             "a=fmtp:101 0-16",
             "a=ptime:20",
+            "a=maxptime:60",
             "a=rtcp:20001",
             "a=sendrecv",
         ]
@@ -223,6 +225,7 @@ fn audio_and_video_keeps_order_and_rejects_video() {
             "a=rtpmap:101 telephone-event/8000",
             "a=fmtp:101 0-16",
             "a=ptime:20",
+            "a=maxptime:60",
             "a=rtcp:20001",
             "a=sendrecv",
         ]
@@ -257,6 +260,7 @@ fn rtcp_mux_is_answered_only_when_offered() {
             "a=rtpmap:126 telephone-event/8000",
             "a=fmtp:126 0-16",
             "a=ptime:20",
+            "a=maxptime:60",
             "a=rtcp:20000",
             "a=rtcp-mux",
             "a=sendrecv",
@@ -295,6 +299,7 @@ fn ipv6_offer_and_ipv6_answer() {
             "m=audio 20000 RTP/AVP 8",
             "a=rtpmap:8 PCMA/8000",
             "a=ptime:20",
+            "a=maxptime:60",
             "a=rtcp:20001",
             "a=sendrecv",
         ]
@@ -363,6 +368,26 @@ fn ptime_is_echoed_and_bounded_by_maxptime() {
         assert_eq!(a.negotiated.ptime, expect, "{attrs:?}");
         assert!(lines(&a.sdp).contains(&format!("a=ptime:{expect}")));
     }
+}
+
+#[test]
+fn maxptime_is_answered_within_both_limits() {
+    for (attrs, expect) in [("", 60), ("a=maxptime:40\r\n", 40), ("a=maxptime:150\r\n", 60), ("a=maxptime:5\r\n", 10)] {
+        let offer = format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n{attrs}"
+        );
+        let a = answer(&offer, &config());
+        assert!(lines(&a.sdp).contains(&format!("a=maxptime:{expect}")), "{attrs:?}");
+    }
+}
+
+#[test]
+fn reoffer_with_the_same_origin_version_is_unchanged() {
+    let first = SessionDescription::parse(PTIME30.as_bytes()).unwrap();
+    assert!(offer_unchanged(&first, &first));
+    let bumped = PTIME30.replacen(" 1 IN IP4", " 2 IN IP4", 1);
+    assert_ne!(bumped, PTIME30, "the fixture's o= version is 1");
+    assert!(!offer_unchanged(&first, &SessionDescription::parse(bumped.as_bytes()).unwrap()));
 }
 
 #[test]
@@ -486,6 +511,7 @@ fn build_offer_lists_all_codecs_in_preference_order() {
             "a=rtpmap:101 telephone-event/8000",
             "a=fmtp:101 0-16",
             "a=ptime:20",
+            "a=maxptime:60",
             "a=rtcp:30001",
             "a=sendrecv",
         ]
