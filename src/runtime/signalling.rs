@@ -57,7 +57,7 @@ impl SignallingConfig {
 
 /// What connection tasks report to the owner task.
 enum Inbound {
-    Message { from: SocketAddr, result: Result<SipMessage, SipError>, raw: Vec<u8> },
+    Message { from: SocketAddr, result: Box<Result<SipMessage, SipError>>, raw: Vec<u8> },
     Closed { peer: SocketAddr },
 }
 
@@ -127,12 +127,10 @@ impl SignallingTask {
                     Err(e) => tracing::warn!(error = %e, "TCP accept failed"),
                 },
                 Some(inbound) = inbound_rx.recv() => match inbound {
-                    Inbound::Message { from, result: Ok(msg), .. } => {
-                        endpoint.handle_message(start.elapsed(), from, Transport::Tcp, msg)
-                    }
-                    Inbound::Message { from, result: Err(err), raw } => {
-                        endpoint.handle_unreadable(from, Transport::Tcp, &raw, &err)
-                    }
+                    Inbound::Message { from, result, raw } => match *result {
+                        Ok(msg) => endpoint.handle_message(start.elapsed(), from, Transport::Tcp, msg),
+                        Err(err) => endpoint.handle_unreadable(from, Transport::Tcp, &raw, &err),
+                    },
                     Inbound::Closed { peer } => {
                         conns.remove(&peer);
                     }
@@ -242,7 +240,7 @@ async fn run_connection(
                         | SipError::Incomplete)
                 );
                 let raw = raw.clone();
-                if inbound.send(Inbound::Message { from: peer, result, raw }).is_err() || lost_framing {
+                if inbound.send(Inbound::Message { from: peer, result: Box::new(result), raw }).is_err() || lost_framing {
                     return;
                 }
             }

@@ -151,7 +151,7 @@ impl Dialog {
         } else {
             (self.remote_target.clone(), self.route_set.clone())
         };
-        let mut req = Request::new(method.clone(), uri);
+        let mut req = Request::new(method, uri);
         req.push_header("Max-Forwards", "70");
         req.push_header("From", self.local_party.clone());
         req.push_header("To", self.remote_party.clone());

@@ -389,7 +389,9 @@ impl Endpoint {
                         .ok_or(SipError::MissingHeader { name: "Contact" })?;
                     let id = dialog.id.clone();
                     self.dialogs.insert(id.clone(), dialog);
-                    self.servers.get_mut(&tx).map(|e| e.dialog = Some(id.clone()));
+                    if let Some(e) = self.servers.get_mut(&tx) {
+                        e.dialog = Some(id.clone());
+                    }
                     id
                 }
             };
@@ -418,7 +420,7 @@ impl Endpoint {
 
     /// Send an out-of-dialog request (a B-leg INVITE, an OPTIONS ping, ...).
     pub fn send_request(&mut self, now: Duration, out: OutgoingRequest) -> ClientTxId {
-        let mut req = Request::new(out.method.clone(), out.uri);
+        let mut req = Request::new(out.method, out.uri);
         req.push_header("Max-Forwards", "70");
         let tag = self.token(8);
         req.push_header("From", format!("{};tag={tag}", out.from));
@@ -453,7 +455,7 @@ impl Endpoint {
             return Err(EndpointError::InviteInProgress);
         }
         d.local_seq += 1;
-        let mut req = d.request(method.clone(), d.local_seq);
+        let mut req = d.request(method, d.local_seq);
         if method == Method::Invite {
             req.push_header("Contact", contact);
             d.invite_out = true;
@@ -536,7 +538,7 @@ impl Endpoint {
             Transport::Udp if host != source_ip => SocketAddr::new(source.ip(), via.port.unwrap_or(5060)),
             Transport::Udp => SocketAddr::new(source.ip(), via.port.unwrap_or(5060)),
         };
-        let method = req.method().clone();
+        let method = *req.method();
         let key = server_key(&req, &via);
         // Retransmission, or ACK for a non-2xx final (§17.2.3).
         if let Some(&id) = self.server_keys.get(&key) {
@@ -571,7 +573,7 @@ impl Endpoint {
         let e = &self.servers[&id];
         let req = e.request.clone();
         let (source, transport) = (e.source, e.transport);
-        let method = req.method().clone();
+        let method = *req.method();
         // §8.2.2.1: we serve sip:, sips: and tel: Request-URIs.
         let scheme = req.uri().scheme.as_ref().map(|s| s.to_string().to_ascii_lowercase()).unwrap_or_default();
         if !matches!(scheme.as_str(), "sip" | "sips" | "tel") {
@@ -755,7 +757,7 @@ impl Endpoint {
     fn handle_response(&mut self, now: Duration, resp: Response) {
         let (Ok(via), Ok(cseq)) = (resp.via_top(), resp.cseq()) else { return };
         let Some(branch) = via.branch else { return };
-        let key = ClientKey { branch, method: cseq.method.clone() };
+        let key = ClientKey { branch, method: cseq.method };
         if let Some(&id) = self.client_keys.get(&key) {
             if let Some(e) = self.clients.get_mut(&id) {
                 e.tx.handle_response(now, resp);
@@ -792,7 +794,7 @@ impl Endpoint {
             events.push(ev);
         }
         let dialog = e.dialog.clone();
-        let method = e.tx.request().method().clone();
+        let method = *e.tx.request().method();
         let mut send_cancel = false;
         for ev in events {
             match ev {
@@ -956,7 +958,7 @@ impl Endpoint {
         if req.header("User-Agent").is_none() {
             req.push_header("User-Agent", self.config.user_agent.clone());
         }
-        let key = ClientKey { branch, method: req.method().clone() };
+        let key = ClientKey { branch, method: *req.method() };
         let tx = ClientTransaction::new(now, req, transport.is_reliable(), self.config.timers);
         let id = ClientTxId(self.next());
         self.client_keys.insert(key.clone(), id);
@@ -1069,7 +1071,7 @@ pub struct EndpointCounts {
 fn server_key(req: &Request, via: &super::ViaHeader) -> ServerKey {
     let method = match req.method() {
         Method::Ack => Method::Invite,
-        m => m.clone(),
+        m => *m,
     };
     let sent_by = format!("{}:{}", via.host.to_ascii_lowercase(), via.port.unwrap_or(5060));
     match via.branch.as_deref() {

@@ -19,6 +19,9 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// Whether the link loses a datagram, by sender and content.
+type DropFilter = Box<dyn FnMut(SocketAddr, &SipMessage) -> bool>;
+
 /// Both peers, the clock, and a filter that can drop datagrams on the link.
 struct Pair {
     a: Endpoint,
@@ -28,7 +31,7 @@ struct Pair {
     b_events: Vec<SipEvent>,
     /// Every datagram that crossed (or was dropped on) the link: (time, from, to, message).
     wire: Vec<(Duration, SocketAddr, SocketAddr, SipMessage)>,
-    drop: Box<dyn FnMut(SocketAddr, &SipMessage) -> bool>,
+    drop: DropFilter,
 }
 
 impl Pair {
