@@ -115,7 +115,10 @@ impl SignallingTask {
             tokio::select! {
                 _ = &mut shutdown => break,
                 r = udp.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => endpoint.handle_datagram(start.elapsed(), from, &buf[..n]),
+                    Ok((n, from)) => {
+                        let bytes = &buf[..n];
+                        guarded("UDP datagram", from, || endpoint.handle_datagram(start.elapsed(), from, bytes))
+                    }
                     // ICMP port unreachable surfaces here on Linux; nothing to do.
                     Err(e) => tracing::debug!(error = %e, "UDP receive error"),
                 },
@@ -128,7 +131,9 @@ impl SignallingTask {
                 },
                 Some(inbound) = inbound_rx.recv() => match inbound {
                     Inbound::Message { from, result, raw } => match *result {
-                        Ok(msg) => endpoint.handle_message(start.elapsed(), from, Transport::Tcp, msg),
+                        Ok(msg) => guarded("TCP message", from, || {
+                            endpoint.handle_message(start.elapsed(), from, Transport::Tcp, msg)
+                        }),
                         Err(err) => endpoint.handle_unreadable(from, Transport::Tcp, &raw, &err),
                     },
                     Inbound::Closed { peer } => {
@@ -144,7 +149,9 @@ impl SignallingTask {
                 let mut progressed = false;
                 while let Some(event) = endpoint.poll_event() {
                     progressed = true;
-                    app.handle_event(start.elapsed(), event, &mut endpoint);
+                    let now = start.elapsed();
+                    let source = event_source(&event);
+                    guarded("application event", source, || app.handle_event(now, event, &mut endpoint));
                 }
                 while let Some(t) = endpoint.poll_transmit() {
                     progressed = true;
@@ -156,6 +163,28 @@ impl SignallingTask {
             }
         }
         (app, endpoint)
+    }
+}
+
+/// Run one step of the sans-IO core so that a bug reached by one message costs that message, not
+/// the process: the panic is logged and the task goes on (the cores are fuzzed; this is the
+/// last line of defence, as `catch_unwind` is for the media graphs).
+fn guarded(what: &str, peer: SocketAddr, f: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        let msg = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(%peer, panic = %msg, "bug: panic handling a {what}; it was dropped");
+    }
+}
+
+/// The peer an event is about, for the panic log.
+fn event_source(event: &SipEvent) -> SocketAddr {
+    match event {
+        SipEvent::Request { source, .. } => *source,
+        _ => SocketAddr::from(([0, 0, 0, 0], 0)),
     }
 }
 

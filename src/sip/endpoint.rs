@@ -67,6 +67,10 @@ pub struct EndpointConfig {
     pub contact_user: String,
     /// Server / User-Agent header value.
     pub user_agent: String,
+    /// An INVITE the application has not answered finally by then gets 487 and a `Cancelled`
+    /// event, as if the caller had cancelled it (§13.3.1: the INVITE's Expires, when shorter,
+    /// applies). A guard against an application that forgets a call, so nothing leaks.
+    pub answer_timeout: Duration,
 }
 
 impl EndpointConfig {
@@ -76,6 +80,7 @@ impl EndpointConfig {
             public_addr,
             contact_user: "rms".to_string(),
             user_agent: concat!("rms/", env!("CARGO_PKG_VERSION")).to_string(),
+            answer_timeout: Duration::from_secs(180),
         }
     }
 }
@@ -108,6 +113,8 @@ pub enum SipEvent {
     /// dialog (re-INVITE, INFO, ...), or an out-of-dialog request the endpoint does not handle.
     Request { tx: ServerTxId, request: Request, dialog: Option<DialogId>, source: SocketAddr, transport: Transport },
     /// A CANCEL matched this unanswered INVITE: 200 went to the CANCEL and 487 to the INVITE.
+    /// Also sent when the application left an INVITE unanswered past `answer_timeout` (or the
+    /// INVITE's Expires): the endpoint answered 487.
     Cancelled { tx: ServerTxId },
     /// A response to one of our requests (provisional or final; a 2xx to an INVITE carries the
     /// dialog it created, which the application must ACK with [`Endpoint::ack`]).
@@ -225,6 +232,8 @@ struct ServerEntry {
     /// Our To tag for this request's responses (INVITE).
     local_tag: String,
     dialog: Option<DialogId>,
+    /// INVITE: when the endpoint gives up waiting for the application's final answer.
+    answer_by: Option<Duration>,
     deadline: Option<Duration>,
 }
 
@@ -312,11 +321,18 @@ impl Endpoint {
             self.timers.remove(&(at, slot.clone()));
             match slot {
                 Slot::Server(id) => {
+                    let mut give_up = false;
                     if let Some(e) = self.servers.get_mut(&id) {
                         e.deadline = None;
                         e.tx.handle_timeout(now);
+                        give_up = e.answer_by.is_some_and(|at| at <= now) && !e.tx.is_answered();
                     }
                     self.after_server(id);
+                    if give_up {
+                        tracing::warn!(tx = ?id, "INVITE not answered in time: 487");
+                        self.auto_reply(now, id, Reply::new(487, "Request Terminated"));
+                        self.events.push_back(SipEvent::Cancelled { tx: id });
+                    }
                 }
                 Slot::Client(id) => {
                     if let Some(e) = self.clients.get_mut(&id) {
@@ -558,10 +574,26 @@ impl Endpoint {
         let tx = ServerTransaction::new(now, &req, reliable, self.config.timers);
         let id = ServerTxId(self.next());
         let local_tag = self.token(8);
+        let answer_by = (method == Method::Invite).then(|| {
+            // §20.19 Expires: delta-seconds.
+            let expires = req.header("Expires").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+            now + expires.map_or(self.config.answer_timeout, |e| e.min(self.config.answer_timeout))
+        });
         self.server_keys.insert(key.clone(), id);
         self.servers.insert(
             id,
-            ServerEntry { tx, key, request: req, source, reply_to, transport, local_tag, dialog: None, deadline: None },
+            ServerEntry {
+                tx,
+                key,
+                request: req,
+                source,
+                reply_to,
+                transport,
+                local_tag,
+                dialog: None,
+                answer_by,
+                deadline: None,
+            },
         );
         self.after_server(id);
         self.dispatch_request(now, id);
@@ -983,7 +1015,8 @@ impl Endpoint {
             }
             return;
         }
-        e.deadline = e.tx.poll_timeout();
+        let answer_by = e.answer_by.filter(|_| !e.tx.is_answered());
+        e.deadline = [e.tx.poll_timeout(), answer_by].into_iter().flatten().min();
         if let Some(at) = e.deadline {
             self.timers.insert((at, Slot::Server(id)));
         }

@@ -494,3 +494,105 @@ Contact: <sip:a@192.0.2.1>\r\n{extra}Content-Type: {ct}\r\nContent-Length: 4\r\n
         assert!(ep.poll_event().is_none());
     }
 }
+
+#[test]
+fn an_invite_left_unanswered_gets_487_at_expires_or_the_answer_timeout() {
+    for (expires, give_up) in [(None, 180_000), (Some(30), 30_000), (Some(600), 180_000)] {
+        let mut ep = Endpoint::new(EndpointConfig::new(addr(B)), 6);
+        let expires = expires.map_or(String::new(), |e| format!("Expires: {e}\r\n"));
+        let invite = format!(
+            "INVITE sip:ivr@192.0.2.2 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKslow\r\n\
+Max-Forwards: 70\r\nTo: <sip:ivr@192.0.2.2>\r\nFrom: <sip:a@192.0.2.1>;tag=x\r\nCall-ID: slow\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:a@192.0.2.1>\r\n{expires}Content-Length: 0\r\n\r\n"
+        );
+        ep.handle_datagram(ms(0), addr(A), invite.as_bytes());
+        let Some(SipEvent::Request { tx, .. }) = ep.poll_event() else { panic!("INVITE event") };
+        ep.respond(ms(0), tx, Reply::new(180, "Ringing")).unwrap();
+        while ep.poll_transmit().is_some() {}
+        assert_eq!(ep.poll_timeout(), Some(ms(give_up)));
+        ep.handle_timeout(ms(give_up));
+        let t = ep.poll_transmit().expect("487");
+        assert_eq!(SipMessage::parse_datagram(&t.payload).unwrap().status(), Some(487));
+        assert_eq!(ep.poll_event(), Some(SipEvent::Cancelled { tx }));
+    }
+}
+
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Messages built from small pools of branches, tags and Call-IDs, so that random sequences
+    /// hit existing transactions and dialogs (retransmissions, CANCELs, ACKs, in-dialog BYEs).
+    fn message(kind: u8, branch: u8, call: u8, tag: u8, cseq: u8) -> String {
+        let call_id = format!("call{}", call % 3);
+        let branch = format!("z9hG4bK{}", branch % 4);
+        let to_tag = if tag % 3 == 0 { String::new() } else { format!(";tag={}", tag % 3) };
+        let cseq = u32::from(cseq % 4) + 1;
+        let (start, method) = match kind % 9 {
+            0 => ("INVITE sip:ivr@192.0.2.2 SIP/2.0".to_string(), "INVITE"),
+            1 => ("ACK sip:ivr@192.0.2.2 SIP/2.0".to_string(), "ACK"),
+            2 => ("BYE sip:ivr@192.0.2.2 SIP/2.0".to_string(), "BYE"),
+            3 => ("CANCEL sip:ivr@192.0.2.2 SIP/2.0".to_string(), "CANCEL"),
+            4 => ("OPTIONS sip:ivr@192.0.2.2 SIP/2.0".to_string(), "OPTIONS"),
+            5 => ("INFO sip:ivr@192.0.2.2 SIP/2.0".to_string(), "INFO"),
+            6 => ("SIP/2.0 180 Ringing".to_string(), "INVITE"),
+            7 => ("SIP/2.0 200 OK".to_string(), "INVITE"),
+            _ => ("SIP/2.0 487 Request Terminated".to_string(), "INVITE"),
+        };
+        format!(
+            "{start}\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch={branch};rport\r\nMax-Forwards: 70\r\n\
+To: <sip:ivr@192.0.2.2>{to_tag}\r\nFrom: <sip:a@192.0.2.1>;tag=a\r\nCall-ID: {call_id}\r\n\
+CSeq: {cseq} {method}\r\nContact: <sip:a@192.0.2.1>\r\nContent-Type: application/sdp\r\n\
+Content-Length: 4\r\n\r\nv=0\n"
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        /// Random sequences of plausible and mangled messages, with the application answering
+        /// some requests and time passing: no panic, and once the timers have run out no
+        /// transaction or timer is left (dialogs may stay: a confirmed dialog lives until BYE).
+        #[test]
+        fn random_traffic_never_panics_and_leaves_no_transactions(
+            steps in proptest::collection::vec(
+                (any::<[u8; 5]>(), any::<u16>(), proptest::option::of((any::<usize>(), any::<u8>())), any::<u8>()),
+                1..40,
+            )
+        ) {
+            let mut ep = Endpoint::new(EndpointConfig::new(addr(B)), 9);
+            let mut now = Duration::ZERO;
+            let mut pending: Vec<ServerTxId> = Vec::new();
+            for ([kind, branch, call, tag, cseq], advance_ms, mangle, answer) in steps {
+                let mut bytes = message(kind, branch, call, tag, cseq).into_bytes();
+                if let Some((at, byte)) = mangle {
+                    let at = at % bytes.len();
+                    bytes[at] = byte;
+                }
+                ep.handle_datagram(now, addr(A), &bytes);
+                while let Some(e) = ep.poll_event() {
+                    if let SipEvent::Request { tx, .. } = e {
+                        pending.push(tx);
+                    }
+                }
+                if let Some(tx) = pending.pop() {
+                    let status = [180, 200, 486, 500][usize::from(answer % 4)];
+                    let _ = ep.respond(now, tx, Reply::new(status, "Test"));
+                }
+                now += Duration::from_millis(u64::from(advance_ms % 5000));
+                ep.handle_timeout(now);
+                while ep.poll_transmit().is_some() {}
+            }
+            for _ in 0..10_000 {
+                let Some(at) = ep.poll_timeout() else { break };
+                ep.handle_timeout(at);
+                while ep.poll_transmit().is_some() {}
+                while ep.poll_event().is_some() {}
+            }
+            let counts = ep.counts();
+            prop_assert_eq!(counts.server_transactions, 0);
+            prop_assert_eq!(counts.client_transactions, 0);
+            prop_assert_eq!(counts.timers, 0);
+        }
+    }
+}
