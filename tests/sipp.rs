@@ -147,6 +147,14 @@ fn bye_from_rms() {
 }
 
 #[test]
+fn bye_from_rms_over_tcp() {
+    let (server, log) = server(TimerConfig::default());
+    sipp("bye-rms-tcp", server.local_addr(), &["-sf", &scenario("bye_from_rms"), "-m", "2", "-t", "t1"]);
+    assert_eq!(log.lock().unwrap().ended, vec![DialogEnd::ByeSent; 2]);
+    assert_nothing_left(server);
+}
+
+#[test]
 fn options_ping() {
     let (server, log) = server(TimerConfig::default());
     sipp("options", server.local_addr(), &["-sf", &scenario("options"), "-m", "3"]);

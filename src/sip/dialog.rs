@@ -166,6 +166,11 @@ impl Dialog {
     /// Where an in-dialog request goes (§8.1.2, RFC 3263 without DNS): the first route, or the
     /// remote target, when it is an IP literal; otherwise the address the peer used.
     pub(crate) fn next_hop(&self) -> SocketAddr {
+        // On TCP the UAS reuses the connection the dialog came in on (RFC 5923's reasoning: a
+        // caller behind NAT or a proxy cannot take a new connection; Kamailio does the same).
+        if self.transport == Transport::Tcp && self.role == DialogRole::Uas {
+            return self.peer;
+        }
         let first = self.route_set.first().and_then(|r| route_uri(r));
         let uri = first.as_ref().unwrap_or(&self.remote_target);
         uri_socket_addr(uri).unwrap_or(self.peer)

@@ -517,6 +517,22 @@ CSeq: 1 INVITE\r\nContact: <sip:a@192.0.2.1>\r\n{expires}Content-Length: 0\r\n\r
     }
 }
 
+#[test]
+fn uas_requests_over_tcp_reuse_the_callers_connection() {
+    let mut ep = Endpoint::new(EndpointConfig::new(addr(B)), 8);
+    let caller = addr("198.51.100.7:40000");
+    let invite = "INVITE sip:ivr@192.0.2.2 SIP/2.0\r\nVia: SIP/2.0/TCP 198.51.100.7:5070;branch=z9hG4bKtcp\r\n\
+Max-Forwards: 70\r\nTo: <sip:ivr@192.0.2.2>\r\nFrom: <sip:a@198.51.100.7>;tag=x\r\nCall-ID: tcp\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:a@198.51.100.7:5070;transport=tcp>\r\nContent-Length: 0\r\n\r\n";
+    ep.handle_message(ms(0), caller, Transport::Tcp, SipMessage::parse_datagram(invite.as_bytes()).unwrap());
+    let Some(SipEvent::Request { tx, .. }) = ep.poll_event() else { panic!("INVITE event") };
+    let dialog = ep.respond(ms(0), tx, Reply::new(200, "OK")).unwrap().unwrap();
+    while ep.poll_transmit().is_some() {}
+    ep.send_in_dialog(ms(10), &dialog, Method::Bye, Vec::new(), None).unwrap();
+    let bye = ep.poll_transmit().unwrap();
+    assert_eq!((bye.transport, bye.dest), (Transport::Tcp, caller), "not a new connection to the Contact");
+}
+
 mod robustness {
     use super::*;
     use proptest::prelude::*;
