@@ -14,6 +14,8 @@
 //! module that reads clocks, binds sockets and starts threads. The graphs and filters live in the
 //! `rms-filters` crate.
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod media;
 pub mod runtime;
 pub mod sdp;

@@ -216,7 +216,8 @@ fn parse_clock(s: &str) -> Option<f64> {
 #[test]
 fn uac_that_never_acks_gets_200_retransmissions_then_bye() {
     // T1 100 ms, T2 400 ms: the 200 goes out at 0, .1, .3, .7, then every .4 s; BYE at 64 × T1.
-    let timers = TimerConfig { t1: Duration::from_millis(100), t2: Duration::from_millis(400), t4: Duration::from_secs(1) };
+    let timers =
+        TimerConfig { t1: Duration::from_millis(100), t2: Duration::from_millis(400), t4: Duration::from_secs(1) };
     let (server, log) = server(timers);
     let messages = sipp("no-ack", server.local_addr(), &["-sf", &scenario("no_ack"), "-m", "1"]);
     let oks = received_times(&messages, "SIP/2.0 200");

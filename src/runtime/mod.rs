@@ -5,5 +5,5 @@ pub mod media;
 pub mod signalling;
 
 pub use media::{MediaLoop, MediaRequest, MediaThread};
-pub use signalling::{SignallingApp, SignallingConfig, SignallingTask, SignallingThread};
 pub use rms_filters::clock::TscClock;
+pub use signalling::{SignallingApp, SignallingConfig, SignallingTask, SignallingThread};

@@ -269,7 +269,8 @@ async fn run_connection(
                         | SipError::Incomplete)
                 );
                 let raw = raw.clone();
-                if inbound.send(Inbound::Message { from: peer, result: Box::new(result), raw }).is_err() || lost_framing {
+                if inbound.send(Inbound::Message { from: peer, result: Box::new(result), raw }).is_err() || lost_framing
+                {
                     return;
                 }
             }

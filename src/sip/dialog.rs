@@ -146,7 +146,7 @@ impl Dialog {
         let (uri, routes): (Uri, Vec<String>) = if strict {
             let first = route_uri(&self.route_set[0]).unwrap_or_else(|| self.remote_target.clone());
             let mut rest: Vec<String> = self.route_set[1..].to_vec();
-            rest.push(format!("<{}>", self.remote_target));
+            rest.push(format!("<{}>", super::message::print_uri(&self.remote_target)));
             (first, rest)
         } else {
             (self.remote_target.clone(), self.route_set.clone())

@@ -171,8 +171,7 @@ fn invite_ringing_ok_ack_bye_leaves_nothing_behind() {
     assert_eq!(a_dialog.local_tag, b_dialog.remote_tag);
     assert_eq!(a_dialog.remote_tag, b_dialog.local_tag);
     // A got 100 (from the transaction), 180 and 200, each once.
-    let statuses: Vec<u16> =
-        p.sent_by(B).iter().filter_map(|m| m.status()).filter(|s| *s < 300).collect();
+    let statuses: Vec<u16> = p.sent_by(B).iter().filter_map(|m| m.status()).filter(|s| *s < 300).collect();
     assert_eq!(statuses, vec![100, 180, 200]);
     // 180 and 200 carry the same To tag; 200 has Contact, Record-Route and SDP.
     let responses: Vec<Response> = p
@@ -432,7 +431,11 @@ From: <sip:a@10.0.0.1>;tag=x\r\nCall-ID: {via}\r\nCSeq: 1 OPTIONS\r\nContent-Len
             "SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bK2;received=198.51.100.7",
         ),
         // sent-by is the source: sent-by, default port 5060.
-        ("SIP/2.0/UDP 198.51.100.7;branch=z9hG4bK3", addr("198.51.100.7:5060"), "SIP/2.0/UDP 198.51.100.7;branch=z9hG4bK3"),
+        (
+            "SIP/2.0/UDP 198.51.100.7;branch=z9hG4bK3",
+            addr("198.51.100.7:5060"),
+            "SIP/2.0/UDP 198.51.100.7;branch=z9hG4bK3",
+        ),
     ];
     for (via, dest, echoed) in table {
         ep.handle_datagram(ms(0), behind_nat, options(via).as_bytes());
@@ -542,7 +545,7 @@ mod robustness {
     fn message(kind: u8, branch: u8, call: u8, tag: u8, cseq: u8) -> String {
         let call_id = format!("call{}", call % 3);
         let branch = format!("z9hG4bK{}", branch % 4);
-        let to_tag = if tag % 3 == 0 { String::new() } else { format!(";tag={}", tag % 3) };
+        let to_tag = if tag.is_multiple_of(3) { String::new() } else { format!(";tag={}", tag % 3) };
         let cseq = u32::from(cseq % 4) + 1;
         let (start, method) = match kind % 9 {
             0 => ("INVITE sip:ivr@192.0.2.2 SIP/2.0".to_string(), "INVITE"),

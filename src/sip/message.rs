@@ -4,9 +4,9 @@ use std::fmt::Write as _;
 
 use rsipstack::sip::headers::typed;
 use rsipstack::sip::uri::Param;
-use rsipstack::sip::{Method, Uri, Version};
+use rsipstack::sip::{HostWithPort, Method, Uri, Version};
 
-use super::parse::{canonical_name, find_head_end, parse_head, Head};
+use super::parse::{canonical_name, is_token, is_token_char, parse_head, Head};
 use super::SipError;
 
 /// A parsed or built SIP request or response.
@@ -91,57 +91,177 @@ fn check_no_empty_params(name: &'static str, value: &str) -> Result<(), SipError
     Ok(())
 }
 
+/// Via (RFC 3261 §20.42, §25.1): `sent-protocol LWS sent-by *( SEMI via-params )`. Read here, not
+/// by rsipstack, whose Via rejects transports it does not know (`other-transport = token`, RFC 4475
+/// §3.1.1.10) and misreads LWS around `=` (RFC 4475 §3.1.1.1).
 fn via_from_str(value: &str) -> Result<ViaHeader, SipError> {
     check_no_empty_params("Via", value)?;
-    let via = typed::Via::parse(value).map_err(|e| header_err("Via", e))?;
-    let mut received = None;
-    for p in &via.params {
-        if let Param::Received(r) = p {
-            received = Some(r.to_string());
+    let bad = |what: &str| header_err("Via", format!("{what} in {value:?}"));
+    // sent-protocol = protocol-name SLASH protocol-version SLASH transport; SLASH = SWS "/" SWS.
+    let (protocol, rest) = value.split_once('/').ok_or_else(|| bad("no sent-protocol"))?;
+    let (version, rest) = rest.split_once('/').ok_or_else(|| bad("no sent-protocol"))?;
+    let rest = rest.trim_start_matches(LWS);
+    let transport_end = rest.bytes().position(|b| !is_token_char(b)).unwrap_or(rest.len());
+    let (transport, rest) = rest.split_at(transport_end);
+    if !is_token(protocol.trim_matches(LWS)) || !is_token(version.trim_matches(LWS)) || transport.is_empty() {
+        return Err(bad("malformed sent-protocol"));
+    }
+    let after = rest.trim_start_matches(LWS);
+    if after.len() == rest.len() {
+        return Err(bad("no LWS before sent-by"));
+    }
+    let (sent_by, params) = after.split_once(';').unwrap_or((after, ""));
+    // sent-by = host [ COLON port ]; COLON = SWS ":" SWS.
+    let sent_by: String = squeeze_around(sent_by.trim_matches(LWS), ':');
+    if sent_by.contains(LWS) {
+        return Err(bad("whitespace in sent-by"));
+    }
+    let host_port = HostWithPort::try_from(sent_by.as_str()).map_err(|e| header_err("Via", e))?;
+    let mut via = ViaHeader {
+        transport: transport.to_ascii_uppercase(),
+        host: host_port.host.to_string(),
+        port: host_port.port.as_ref().map(|p| p.value()),
+        branch: None,
+        received: None,
+        rport: None,
+    };
+    if params.is_empty() {
+        return Ok(via);
+    }
+    for param in params.split(';') {
+        let (name, val) = match param.split_once('=') {
+            Some((n, v)) => (n.trim_matches(LWS), Some(v.trim_matches(LWS))),
+            None => (param.trim_matches(LWS), None),
+        };
+        // gen-value = token / host / quoted-string; a host may be an IPv6 reference.
+        let value_ok =
+            |v: &str| is_quoted(v) || (!v.is_empty() && v.bytes().all(|b| is_token_char(b) || b":[]".contains(&b)));
+        if !is_token(name) || val.is_some_and(|v| !value_ok(v)) {
+            return Err(bad("malformed parameter"));
+        }
+        match (name.to_ascii_lowercase().as_str(), val) {
+            ("branch", Some(v)) => via.branch = Some(v.to_string()),
+            ("received", Some(v)) => via.received = Some(v.to_string()),
+            ("rport", None) => via.rport = Some(None),
+            ("rport", Some(v)) => via.rport = Some(Some(v.parse::<u16>().map_err(|_| bad("invalid rport"))?)),
+            ("branch" | "received", None) => return Err(bad("parameter without value")),
+            _ => {}
         }
     }
-    Ok(ViaHeader {
-        transport: via.transport.to_string(),
-        host: via.uri.host_with_port.host.to_string(),
-        port: via.uri.host_with_port.port.as_ref().map(|p| p.value()),
-        branch: via.branch().map(|b| b.to_string()),
-        received,
-        rport: via.rport(),
-    })
+    Ok(via)
+}
+
+const LWS: [char; 2] = [' ', '\t'];
+
+/// A complete quoted-string (RFC 3261 §25.1), quoted-pairs included.
+fn is_quoted(v: &str) -> bool {
+    v.len() >= 2 && v.starts_with('"') && quoted_string_len(v) == Some(v.len())
+}
+
+/// The length of the quoted-string `s` starts with, `None` if it is not terminated.
+fn quoted_string_len(s: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in s.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Some(i + 1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Drop whitespace next to `sep` (SWS around COLON, EQUAL, ...).
+fn squeeze_around(s: &str, sep: char) -> String {
+    s.split(sep).map(|part| part.trim_matches(LWS)).collect::<Vec<_>>().join(&sep.to_string())
+}
+
+/// RFC 3261 §25.1 name-addr / addr-spec checks rsipstack does not make (RFC 4475 §3.1.2.6,
+/// §3.1.2.13, §3.1.2.15): quotes terminated, an unquoted display-name is `*(token LWS)`, and an
+/// addr-spec without `<>` has no `?` or `,` (RFC 3261 §20.10: such a URI must be in `<>`).
+fn check_name_addr(name: &'static str, value: &str) -> Result<(), SipError> {
+    let mut i = 0;
+    let mut lt = None;
+    while let Some(c) = value[i..].chars().next() {
+        match c {
+            '"' => i += quoted_string_len(&value[i..]).ok_or_else(|| header_err(name, "unterminated quoted string"))?,
+            '<' if lt.is_none() => {
+                lt = Some(i);
+                i += 1;
+            }
+            _ => i += c.len_utf8(),
+        }
+    }
+    match lt {
+        Some(lt) => {
+            let display = value[..lt].trim_matches(LWS);
+            let ok = if display.starts_with('"') {
+                is_quoted(display)
+            } else {
+                display.split(LWS).all(|t| t.is_empty() || is_token(t))
+            };
+            if !ok {
+                return Err(header_err(name, format!("malformed display-name {display:?}")));
+            }
+        }
+        None => {
+            let uri = value.split(';').next().unwrap_or(value);
+            if uri.contains(['?', ',']) {
+                return Err(header_err(name, format!("URI with '?' or ',' outside <> in {value:?}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// rsipstack misreads `; tag = x` (LWS around `;` and `=`, legal per RFC 3261 §25.1): drop
-/// whitespace next to `;` and `=` outside quotes and `<...>`.
-fn squeeze_param_lws(value: &str) -> String {
+/// whitespace next to `;` and `=` outside quotes and `<...>`. Linear: a whitespace run is judged
+/// once (a datagram full of spaces must not cost quadratic time).
+fn squeeze_param_lws(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains([' ', '\t']) {
+        return std::borrow::Cow::Borrowed(value);
+    }
     let mut out = String::with_capacity(value.len());
-    let (mut q, mut depth) = (false, 0usize);
-    let chars: Vec<char> = value.chars().collect();
-    let mut escaped = false;
-    for (i, &c) in chars.iter().enumerate() {
-        if q && (escaped || c == '\\') {
-            escaped = !escaped;
+    let (mut quoted, mut escaped, mut depth) = (false, false, 0usize);
+    let mut chars = value.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
             out.push(c);
             continue;
         }
         match c {
-            '"' => q = !q,
-            '<' if !q => depth += 1,
-            '>' if !q => depth = depth.saturating_sub(1),
-            ' ' | '\t' if !q && depth == 0 => {
-                let prev = out.trim_end().chars().last();
-                let next = chars[i + 1..].iter().find(|c| !matches!(c, ' ' | '\t'));
-                if matches!(prev, Some(';' | '=')) || matches!(next, Some(';' | '=')) {
-                    continue;
+            '"' => quoted = true,
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            ' ' | '\t' if depth == 0 => {
+                let mut end = i + 1;
+                while let Some(&(j, ' ' | '\t')) = chars.peek() {
+                    chars.next();
+                    end = j + 1;
                 }
+                let prev = out.chars().next_back();
+                let next = value[end..].chars().next();
+                if !matches!(prev, Some(';' | '=')) && !matches!(next, Some(';' | '=')) {
+                    out.push_str(&value[i..end]);
+                }
+                continue;
             }
             _ => {}
         }
         out.push(c);
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 fn name_addr_from_str(name: &'static str, value: &str) -> Result<NameAddr, SipError> {
+    check_name_addr(name, value)?;
     let value = &squeeze_param_lws(value);
     // From's parser is rsipstack's generic display-name/URI/params reader.
     let typed::From { display_name, uri, params } = typed::From::parse(value).map_err(|e| header_err(name, e))?;
@@ -161,6 +281,69 @@ fn name_addr_from_str(name: &'static str, value: &str) -> Result<NameAddr, SipEr
 fn cseq_from_str(value: &str) -> Result<CSeq, SipError> {
     let c = typed::CSeq::parse(value).map_err(|e| header_err("CSeq", e))?;
     Ok(CSeq { seq: c.seq, method: c.method })
+}
+
+/// A SIP-Version other than `SIP/2.0`: 505 when it is well formed (RFC 3261 §21.5.6, RFC 4475
+/// §3.1.2.16 `badvers`), else a malformed start line.
+fn version_error(version: &str, line: &str) -> SipError {
+    // SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT (§25.1).
+    let well_formed = version.strip_prefix("SIP/").and_then(|v| v.split_once('.')).is_some_and(|(major, minor)| {
+        [major, minor].iter().all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if well_formed {
+        SipError::UnsupportedVersion { version: version.to_string() }
+    } else {
+        SipError::StartLine { detail: format!("malformed SIP-Version: {line:?}") }
+    }
+}
+
+/// Whether a `sip:`/`sips:` URI has a `?headers` part. The user part may itself hold `?`
+/// (`user-unreserved`, RFC 4475 §3.1.1.2), so look only after the `@`.
+fn has_uri_headers(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else { return false };
+    if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
+        return false;
+    }
+    rest.split_once('@').map_or(rest, |(_, host)| host).contains('?')
+}
+
+/// A URI as we put it on the wire. rsipstack keeps the userinfo as received, escapes included,
+/// but its `Display` escapes it again (`sips%3Au` prints as `sips%253Au`): escape only what
+/// RFC 3261 §25.1 does not allow there and keep valid `%HH` escapes.
+pub(crate) fn print_uri(uri: &Uri) -> String {
+    let mut out = String::new();
+    if let Some(scheme) = &uri.scheme {
+        let _ = write!(out, "{scheme}:");
+    }
+    if let Some(auth) = &uri.auth {
+        // user-unreserved / unreserved; password adds nothing but drops ";?/".
+        escape_into(&mut out, &auth.user, b"-_.!~*'()&=+$,;?/");
+        if let Some(password) = &auth.password {
+            out.push(':');
+            escape_into(&mut out, password, b"-_.!~*'()&=+$,");
+        }
+        out.push('@');
+    }
+    let _ = write!(out, "{}", uri.host_with_port);
+    for param in &uri.params {
+        let _ = write!(out, "{param}");
+    }
+    for (i, (name, value)) in uri.headers.iter().enumerate() {
+        let _ = write!(out, "{}{name}={value}", if i == 0 { '?' } else { '&' });
+    }
+    out
+}
+
+fn escape_into(out: &mut String, text: &str, unreserved: &[u8]) {
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = b == b'%' && bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+        if b.is_ascii_alphanumeric() || unreserved.contains(&b) || escape {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
 }
 
 /// Header access shared by requests and responses.
@@ -185,12 +368,12 @@ macro_rules! header_accessors {
 
         /// Append a header (name canonicalised; list values are not split).
         pub fn push_header(&mut self, name: &str, value: impl Into<String>) {
-            self.headers.push((canonical_name(name), value.into()));
+            self.headers.push((canonical_name(name).into_owned(), value.into()));
         }
 
         /// Insert a header before all others (a new top Via).
         pub fn prepend_header(&mut self, name: &str, value: impl Into<String>) {
-            self.headers.insert(0, (canonical_name(name), value.into()));
+            self.headers.insert(0, (canonical_name(name).into_owned(), value.into()));
         }
 
         /// Replace the first value of a header (appended when absent).
@@ -198,7 +381,7 @@ macro_rules! header_accessors {
             let name = canonical_name(name);
             match self.headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
                 Some((_, v)) => *v = value.into(),
-                None => self.headers.push((name, value.into())),
+                None => self.headers.push((name.into_owned(), value.into())),
             }
         }
 
@@ -337,7 +520,7 @@ impl Request {
 
     /// The printed request, Content-Length set to the body length.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = format!("{} {} SIP/2.0\r\n", self.method, self.uri).into_bytes();
+        let mut out = format!("{} {} SIP/2.0\r\n", self.method, print_uri(&self.uri)).into_bytes();
         self.write_headers(&mut out);
         out
     }
@@ -400,8 +583,21 @@ impl SipMessage {
         if bytes.len() > super::MAX_MESSAGE_SIZE {
             return Err(SipError::TooLarge { limit: super::MAX_MESSAGE_SIZE });
         }
-        let head = parse_head(bytes)?;
-        let rest = &bytes[head.body_start..];
+        match parse_head(bytes) {
+            // The datagram bounds the message (§18.3): one that ends after a header line without
+            // the empty line (RFC 4475 §3.1.2.15 `baddn` as archived) is read as having no body.
+            Err(SipError::Incomplete) if bytes.ends_with(b"\n") => {
+                let mut terminated = bytes.to_vec();
+                terminated.extend_from_slice(b"\r\n");
+                let head = parse_head(&terminated)?;
+                Self::from_datagram_head(head, &terminated)
+            }
+            head => Self::from_datagram_head(head?, bytes),
+        }
+    }
+
+    fn from_datagram_head(head: Head, bytes: &[u8]) -> Result<SipMessage, SipError> {
+        let rest = bytes.get(head.body_start..).unwrap_or_default();
         let body = match head.content_length {
             Some(n) if n > rest.len() => return Err(SipError::BodyTooShort { declared: n, available: rest.len() }),
             Some(n) => &rest[..n],
@@ -418,7 +614,7 @@ impl SipMessage {
             let mut parts = rest.splitn(3, ' ');
             let version = parts.next().unwrap_or("");
             if version != "2.0" {
-                return Err(bad("unsupported version"));
+                return Err(version_error(&format!("SIP/{version}"), line));
             }
             let code = parts.next().unwrap_or("");
             if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -438,7 +634,7 @@ impl SipMessage {
             }
             let (method, uri, version) = (parts[0], parts[1], parts[2]);
             if version != "SIP/2.0" {
-                return Err(bad("unsupported version"));
+                return Err(version_error(version, line));
             }
             if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)) {
                 return Err(bad("method is not a token"));
@@ -447,6 +643,11 @@ impl SipMessage {
                 return Err(bad("Request-URI enclosed in <>"));
             }
             let method: Method = method.parse().map_err(|_| SipError::UnknownMethod { method: method.to_string() })?;
+            if has_uri_headers(uri) {
+                // RFC 3261 §19.1.1 (table 1): headers are not allowed in a Request-URI; RFC 4475
+                // §3.1.2.11 `escruri` lets us answer 400.
+                return Err(bad("headers in a SIP Request-URI"));
+            }
             let uri = rsipstack::sip::parse_uri(uri).map_err(|e| bad(&e.to_string()))?;
             let _ = Version::V2;
             SipMessage::Request(Request { method, uri, headers: head.headers, body })
@@ -461,11 +662,6 @@ impl SipMessage {
             SipMessage::Response(r) => r.check_mandatory()?,
         }
         Ok(msg)
-    }
-
-    /// Whether a message holds a complete head (used by framers).
-    pub(crate) fn head_complete(bytes: &[u8]) -> Option<usize> {
-        find_head_end(bytes)
     }
 
     pub fn is_request(&self) -> bool {

@@ -45,6 +45,9 @@ pub enum SipError {
     /// The start line is neither a Request-Line nor a Status-Line we can read.
     #[error("malformed start line: {detail}")]
     StartLine { detail: String },
+    /// A well-formed SIP-Version other than 2.0 (RFC 3261 §21.5.6: 505).
+    #[error("unsupported SIP version {version:?}")]
+    UnsupportedVersion { version: String },
     /// A request whose method token we do not know.
     #[error("unknown method {method:?}")]
     UnknownMethod { method: String },
@@ -96,6 +99,9 @@ impl SipError {
         match self {
             SipError::Incomplete | SipError::TooLarge { .. } | SipError::MissingContentLength => BadMessageAction::Drop,
             SipError::UnknownMethod { .. } => BadMessageAction::Respond { status: 501, reason: "Not Implemented" },
+            SipError::UnsupportedVersion { .. } => {
+                BadMessageAction::Respond { status: 505, reason: "Version Not Supported" }
+            }
             SipError::StartLine { .. } => BadMessageAction::Respond { status: 400, reason: "Bad Request" },
             SipError::HeaderLine { .. } => {
                 BadMessageAction::Respond { status: 400, reason: "Bad Request - Malformed Header" }

@@ -7,6 +7,7 @@ use super::SipError;
 pub(crate) type RawHeader = (String, String);
 
 /// The head of a message: start line, headers, and where the body starts.
+#[derive(Debug)]
 pub(crate) struct Head {
     pub start_line: String,
     pub headers: Vec<RawHeader>,
@@ -44,7 +45,7 @@ pub(crate) fn find_head_end(bytes: &[u8]) -> Option<usize> {
 
 /// The full header name for a compact form (RFC 3261 §7.3.3 and later RFCs' registrations) or a
 /// case variant of a known name; other names are kept as written.
-pub(crate) fn canonical_name(name: &str) -> String {
+pub(crate) fn canonical_name(name: &str) -> std::borrow::Cow<'_, str> {
     const COMPACT: &[(&str, &str)] = &[
         ("a", "Accept-Contact"),
         ("b", "Referred-By"),
@@ -91,10 +92,11 @@ pub(crate) fn canonical_name(name: &str) -> String {
     ];
     if name.len() == 1 {
         if let Some((_, full)) = COMPACT.iter().find(|(c, _)| c.eq_ignore_ascii_case(name)) {
-            return (*full).to_string();
+            return std::borrow::Cow::Borrowed(full);
         }
     }
-    KNOWN.iter().find(|k| k.eq_ignore_ascii_case(name)).map(|k| (*k).to_string()).unwrap_or_else(|| name.to_string())
+    // Borrowed either way: header lookups call this for every access, so it must not allocate.
+    std::borrow::Cow::Borrowed(KNOWN.iter().find(|k| k.eq_ignore_ascii_case(name)).copied().unwrap_or(name))
 }
 
 /// Headers whose value is a comma-separated list that we split into one entry per element
@@ -105,6 +107,9 @@ fn is_list_header(canonical: &str) -> bool {
 
 /// Split at commas outside quotes and `<...>`.
 pub(crate) fn split_list(value: &str) -> Vec<String> {
+    if !value.contains(',') {
+        return vec![value.trim().to_string()];
+    }
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_quotes = false;
@@ -146,8 +151,14 @@ pub(crate) fn split_list(value: &str) -> Vec<String> {
     out
 }
 
-fn is_token_char(b: u8) -> bool {
+/// RFC 3261 §25.1 `token` characters.
+pub(crate) fn is_token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+/// A non-empty RFC 3261 §25.1 `token`.
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_char)
 }
 
 /// Read the head of `bytes` (which must contain the empty line; see [`find_head_end`]).
@@ -191,18 +202,19 @@ pub(crate) fn parse_head(bytes: &[u8]) -> Result<Head, SipError> {
         if name.is_empty() || !name.bytes().all(is_token_char) {
             return Err(SipError::HeaderLine { line: line.clone() });
         }
-        let name = canonical_name(name);
+        let name = canonical_name(name).into_owned();
         let value = value.trim_matches([' ', '\t']);
         if name == "Content-Length" {
             let n = parse_content_length(value)?;
-            if content_length.is_some_and(|c| c != n) {
-                return Err(SipError::DuplicateHeader { name: "Content-Length" });
+            match content_length {
+                Some(c) if c != n => return Err(SipError::DuplicateHeader { name: "Content-Length" }),
+                // Equal repeats are kept once.
+                Some(_) => {}
+                None => {
+                    content_length = Some(n);
+                    headers.push((name, n.to_string()));
+                }
             }
-            content_length = Some(n);
-            if headers.iter().any(|(n, _): &RawHeader| n == "Content-Length") {
-                continue;
-            }
-            headers.push((name, n.to_string()));
         } else if is_list_header(&name) {
             for v in split_list(value) {
                 headers.push((name.clone(), v));

@@ -1,0 +1,213 @@
+//! Fuzz bodies for the SIP and SDP parsers: `fuzz/` (cargo-fuzz, feature `fuzzing`) calls them on
+//! generated inputs and `cargo test` runs them over the seed corpus in `fuzz/corpus/` and over
+//! random and mutated messages.
+//!
+//! A body may only panic on a real bug: a panic inside the parsers (nothing read from the network
+//! may panic the process), or a message that does not survive our own printing.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use rms_filters::codec::CodecKind;
+
+use crate::sdp::{
+    build_offer, negotiate_answer, negotiate_offer_answer, AnswerConfig, Direction, OfferConfig, OriginState,
+    SessionDescription,
+};
+use crate::sip::{Response, SipMessage, StreamFramer, MAX_MESSAGE_SIZE};
+
+/// One UDP datagram: parse, use every typed accessor, print and reparse; then the same bytes as a
+/// TCP stream cut in two (the cut point taken from the input).
+pub fn sip_message(data: &[u8]) {
+    if let Ok(msg) = SipMessage::parse_datagram(data) {
+        check_message(&msg);
+    }
+    let cut = data.first().map_or(0, |&b| usize::from(b)) % (data.len() + 1);
+    let mut framer = StreamFramer::new();
+    for part in [&data[..cut], &data[cut..]] {
+        framer.push(part);
+        drain(&mut framer);
+    }
+}
+
+/// A TCP stream in chunks whose sizes come from the input: every framed message is checked like a
+/// datagram, and the framer never holds more than one message's worth of bytes.
+pub fn sip_stream(data: &[u8]) {
+    let Some((&size, mut rest)) = data.split_first() else { return };
+    let size = usize::from(size).max(1);
+    let mut framer = StreamFramer::new();
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        framer.push(chunk);
+        drain(&mut framer);
+        assert!(framer.buffered() <= MAX_MESSAGE_SIZE + size, "framer kept {} bytes", framer.buffered());
+        rest = tail;
+    }
+}
+
+/// An SDP offer: parse; answer it with our usual configuration and read the answer back; read it
+/// as the answer to an offer of ours.
+pub fn sdp(data: &[u8]) {
+    let Ok(offer) = SessionDescription::parse(data) else { return };
+    let _ = (offer.origin(), offer.media(), offer.session_address(), offer.to_string());
+    let config = AnswerConfig {
+        address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+        rtp_port: 20000,
+        codecs: vec![CodecKind::Pcma, CodecKind::Pcmu],
+        telephone_event: true,
+        origin: OriginState::new(1),
+    };
+    if let Ok(answer) = negotiate_answer(&offer, &config) {
+        let printed = answer.sdp.to_bytes();
+        let reread = SessionDescription::parse(&printed)
+            .unwrap_or_else(|e| panic!("our answer does not parse: {e}\n{}", String::from_utf8_lossy(&printed)));
+        assert_eq!(reread, answer.sdp, "our answer changed through printing");
+        assert_eq!(answer.sdp.media().len(), offer.media().len(), "RFC 3264 §6: one m-line per offered m-line");
+    }
+    let ours = build_offer(&OfferConfig {
+        address: config.address,
+        rtp_port: config.rtp_port,
+        codecs: config.codecs.clone(),
+        telephone_event: true,
+        origin: OriginState::new(2),
+        direction: Direction::SendRecv,
+    });
+    let _ = negotiate_offer_answer(&ours, &offer);
+}
+
+fn drain(framer: &mut StreamFramer) {
+    while let Some(framed) = framer.next_message() {
+        if let Ok(msg) = framed {
+            check_message(&msg);
+        }
+    }
+}
+
+/// Typed accessors never panic; printing and reparsing keeps what a transaction and a dialog use.
+fn check_message(msg: &SipMessage) {
+    match msg {
+        SipMessage::Request(r) => {
+            let _ = (r.via_top(), r.vias(), r.from(), r.to(), r.call_id(), r.cseq(), r.contacts());
+            let _ = (r.record_routes(), r.routes(), r.max_forwards(), r.content_type(), r.uri().to_string());
+            // Every request we accept can be answered with a response we can read back.
+            let resp = Response::for_request(r, 400, "Bad Request", Some("fuzz")).to_bytes();
+            if let Err(e) = SipMessage::parse_datagram(&resp) {
+                panic!("our response does not parse: {e}\n{}", String::from_utf8_lossy(&resp));
+            }
+        }
+        SipMessage::Response(r) => {
+            let _ = (r.via_top(), r.vias(), r.from(), r.to(), r.call_id(), r.cseq(), r.contacts());
+            let _ = (r.record_routes(), r.routes(), r.max_forwards(), r.content_type());
+        }
+    }
+    let printed = msg.to_bytes();
+    let again = SipMessage::parse_datagram(&printed)
+        .unwrap_or_else(|e| panic!("printed message does not parse: {e}\n{}", String::from_utf8_lossy(&printed)));
+    assert_eq!(again.method(), msg.method());
+    assert_eq!(again.status(), msg.status());
+    assert_eq!(again.call_id(), msg.call_id());
+    assert_eq!(again.cseq(), msg.cseq());
+    assert_eq!(again.body(), msg.body());
+    assert_eq!(again.via_top().ok(), msg.via_top().ok());
+    // Printing is a fixed point: what we print once prints the same again.
+    assert_eq!(again.to_bytes(), printed, "printing is not stable");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.expect("corpus entry").path())
+            .collect();
+        files.sort();
+        files.into_iter().map(|p| (p.clone(), std::fs::read(&p).expect("corpus file"))).collect()
+    }
+
+    /// The seeds, read once for all proptest cases.
+    fn seeds(target: &'static str) -> &'static [Vec<u8>] {
+        static SIP: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+        static SDP: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+        let cell = if target == "sdp" { &SDP } else { &SIP };
+        cell.get_or_init(|| corpus(target).into_iter().map(|(_, b)| b).collect())
+    }
+
+    #[test]
+    fn sip_corpus() {
+        let files = corpus("sip_message");
+        assert!(files.len() >= 49 + 5, "the RFC 4475 messages and our edge cases");
+        for (path, bytes) in files {
+            let name = path.display().to_string();
+            std::panic::catch_unwind(|| {
+                sip_message(&bytes);
+                sip_stream(&bytes);
+            })
+            .unwrap_or_else(|_| panic!("{name}"));
+        }
+    }
+
+    #[test]
+    fn sdp_corpus() {
+        let files = corpus("sdp");
+        assert!(files.len() >= 10);
+        for (path, bytes) in files {
+            let name = path.display().to_string();
+            std::panic::catch_unwind(|| sdp(&bytes)).unwrap_or_else(|_| panic!("{name}"));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn random_bytes(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+            sip_message(&data);
+            sip_stream(&data);
+            sdp(&data);
+        }
+
+        /// A corpus message with a few bytes replaced, inserted or removed, and maybe cut short.
+        #[test]
+        fn mutated_corpus(
+            pick in any::<prop::sample::Index>(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..6),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut m = pick.get(seeds("sip_message")).clone();
+            for (at, byte, kind) in edits {
+                let i = at.index(m.len() + 1);
+                match kind {
+                    0 if i < m.len() => m[i] = byte,
+                    1 => m.insert(i, byte),
+                    _ if i < m.len() => { m.remove(i); }
+                    _ => {}
+                }
+            }
+            if cut.index(4) == 0 {
+                m.truncate(cut.index(m.len() + 1));
+            }
+            sip_message(&m);
+            sip_stream(&m);
+        }
+
+        #[test]
+        fn mutated_sdp(
+            pick in any::<prop::sample::Index>(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            let mut m = pick.get(seeds("sdp")).clone();
+            for (at, byte) in edits {
+                let i = at.index(m.len() + 1);
+                if i < m.len() { m[i] = byte } else { m.push(byte) }
+            }
+            sdp(&m);
+        }
+    }
+}
