@@ -547,11 +547,12 @@ impl Endpoint {
             req.set_first_header("Via", top);
             via.received = Some(source_ip.clone());
         }
+        // §18.2.2, RFC 3581 §4: TCP answers on the connection; UDP to the source address, at its
+        // port when rport was asked for, else at the sent-by port. (`received` is always the
+        // source here: a sent-by that names the source is the source.)
         let reply_to = match transport {
             Transport::Tcp => source,
-            // §18.2.2: received (+ rport), else sent-by.
             Transport::Udp if rport => source,
-            Transport::Udp if host != source_ip => SocketAddr::new(source.ip(), via.port.unwrap_or(5060)),
             Transport::Udp => SocketAddr::new(source.ip(), via.port.unwrap_or(5060)),
         };
         let method = *req.method();
@@ -636,6 +637,10 @@ impl Endpoint {
         }
         if method == Method::Cancel {
             return self.handle_cancel(now, id);
+        }
+        // §8.1.1.8: an INVITE must say where the dialog's requests go.
+        if method == Method::Invite && req.contacts().map_or(true, |c| c.is_empty()) {
+            return self.auto_reply(now, id, Reply::new(400, "Bad Request - Missing Contact"));
         }
         let to_tag = req.to().ok().and_then(|t| t.tag);
         let Some(to_tag) = to_tag else {

@@ -536,6 +536,20 @@ CSeq: 1 INVITE\r\nContact: <sip:a@198.51.100.7:5070;transport=tcp>\r\nContent-Le
     assert_eq!((bye.transport, bye.dest), (Transport::Tcp, caller), "not a new connection to the Contact");
 }
 
+#[test]
+fn invite_without_contact_gets_400() {
+    let mut ep = Endpoint::new(EndpointConfig::new(addr(B)), 10);
+    let invite = "INVITE sip:ivr@192.0.2.2 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKnoc\r\n\
+Max-Forwards: 70\r\nTo: <sip:ivr@192.0.2.2>\r\nFrom: <sip:a@192.0.2.1>;tag=x\r\nCall-ID: noc\r\n\
+CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    ep.handle_datagram(ms(0), addr(A), invite.as_bytes());
+    let statuses: Vec<u16> = std::iter::from_fn(|| ep.poll_transmit())
+        .map(|t| SipMessage::parse_datagram(&t.payload).unwrap().status().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![100, 400]);
+    assert_eq!(ep.poll_event(), None);
+}
+
 mod robustness {
     use super::*;
     use proptest::prelude::*;
