@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub mod media;
 pub mod runtime;
 pub mod sdp;
+pub mod session;
 pub mod sip;
 
 pub use rms_filters as filters;

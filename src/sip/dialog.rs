@@ -75,6 +75,8 @@ pub struct Dialog {
     pub(crate) pending_2xx: Option<Pending2xx>,
     /// UAC: the ACK we sent for a 2xx (CSeq, bytes, destination), resent on a retransmitted 2xx.
     pub(crate) last_ack: Option<(u32, Vec<u8>, SocketAddr)>,
+    /// UAS: a BYE asked for before the ACK came; sent on the ACK or at the ACK timeout (§15).
+    pub(crate) bye_pending: Option<super::ClientTxId>,
 }
 
 impl Dialog {
@@ -105,6 +107,7 @@ impl Dialog {
             invite_in: false,
             pending_2xx: None,
             last_ack: None,
+            bye_pending: None,
         })
     }
 
@@ -135,6 +138,7 @@ impl Dialog {
             invite_in: false,
             pending_2xx: None,
             last_ack: None,
+            bye_pending: None,
         })
     }
 

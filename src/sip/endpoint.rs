@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::dialog::{uri_socket_addr, Dialog, DialogId, DialogState, Pending2xx};
+use super::dialog::{uri_socket_addr, Dialog, DialogId, DialogRole, DialogState, Pending2xx};
 use super::message::{Request, Response, SipMessage};
 use super::timer::TimerConfig;
 use super::transaction::{Absorbed, ClientEvent, ClientTransaction, ServerTransaction, TransactionError, MAGIC_COOKIE};
@@ -470,6 +470,18 @@ impl Endpoint {
         if method == Method::Invite && (d.invite_out || d.invite_in) {
             return Err(EndpointError::InviteInProgress);
         }
+        if d.bye_pending.is_some() {
+            return Err(EndpointError::UnknownDialog);
+        }
+        // §15: the callee must not send BYE before the ACK for its 2xx (or the end of its
+        // retransmissions). The session ends now for the application; the BYE waits.
+        if method == Method::Bye && d.role == DialogRole::Uas && d.pending_2xx.is_some() {
+            let id = ClientTxId(self.next());
+            let d = self.dialogs.get_mut(dialog).ok_or(EndpointError::UnknownDialog)?;
+            d.bye_pending = Some(id);
+            self.events.push_back(SipEvent::DialogEnded { dialog: dialog.clone(), reason: DialogEnd::ByeSent });
+            return Ok(id);
+        }
         d.local_seq += 1;
         let mut req = d.request(method, d.local_seq);
         if method == Method::Invite {
@@ -483,11 +495,25 @@ impl Endpoint {
             req.set_body(Some(&body.content_type), body.bytes);
         }
         let (dest, transport) = (d.next_hop(), d.transport);
-        let id = self.start_client(now, req, dest, transport, Some(dialog.clone()));
+        let id = ClientTxId(self.next());
+        self.start_client_as(now, id, req, dest, transport, Some(dialog.clone()));
         if method == Method::Bye {
             self.end_dialog(dialog, DialogEnd::ByeSent);
         }
         Ok(id)
+    }
+
+    /// Send the BYE deferred until the ACK (or the ACK timeout), then forget the dialog; the
+    /// application was told when it asked.
+    fn send_deferred_bye(&mut self, now: Duration, dialog: &DialogId, id: ClientTxId) {
+        let Some(d) = self.dialogs.get_mut(dialog) else { return };
+        d.pending_2xx = None;
+        d.local_seq += 1;
+        let req = d.request(Method::Bye, d.local_seq);
+        let (dest, transport) = (d.next_hop(), d.transport);
+        self.start_client_as(now, id, req, dest, transport, Some(dialog.clone()));
+        self.dialogs.remove(dialog);
+        self.reindex_dialog(dialog);
     }
 
     /// §13.2.2.4: ACK a 2xx to our INVITE (with the SDP answer when the 2xx held the offer). The
@@ -568,7 +594,7 @@ impl Endpoint {
             self.after_server(id);
         }
         if method == Method::Ack {
-            self.handle_ack(req);
+            self.handle_ack(now, req);
             return;
         }
         let reliable = transport.is_reliable();
@@ -729,7 +755,7 @@ impl Endpoint {
     }
 
     /// An ACK that matched no transaction: the ACK for a 2xx (§13.3.1.4), or a stray one.
-    fn handle_ack(&mut self, req: Request) {
+    fn handle_ack(&mut self, now: Duration, req: Request) {
         let Some(local_tag) = req.to().ok().and_then(|t| t.tag) else { return };
         let id = DialogId {
             call_id: req.call_id().unwrap_or_default().to_string(),
@@ -739,6 +765,10 @@ impl Endpoint {
         let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
         let Some(d) = self.dialogs.get_mut(&id) else { return };
         if d.pending_2xx.as_ref().is_some_and(|p| p.cseq == cseq) {
+            if let Some(bye) = d.bye_pending {
+                self.send_deferred_bye(now, &id, bye);
+                return;
+            }
             d.pending_2xx = None;
             d.state = DialogState::Confirmed;
             self.reindex_dialog(&id);
@@ -933,6 +963,10 @@ impl Endpoint {
         let Some(d) = self.dialogs.get_mut(&id) else { return };
         let Some(p) = d.pending_2xx.as_mut() else { return };
         if now >= p.give_up_at {
+            if let Some(bye) = d.bye_pending {
+                self.send_deferred_bye(now, &id, bye);
+                return;
+            }
             // §13.3.1.4: no ACK in 64 × T1: confirm, then end the session with a BYE.
             d.pending_2xx = None;
             d.state = DialogState::Confirmed;
@@ -961,7 +995,10 @@ impl Endpoint {
     }
 
     fn end_dialog(&mut self, id: &DialogId, reason: DialogEnd) {
-        if self.dialogs.remove(id).is_none() {
+        let Some(d) = self.dialogs.remove(id) else { return };
+        self.reindex_dialog(id);
+        // Already reported when the application asked for its BYE.
+        if d.bye_pending.is_some() {
             return;
         }
         self.reindex_dialog(id);
@@ -977,11 +1014,25 @@ impl Endpoint {
     fn start_client(
         &mut self,
         now: Duration,
-        mut req: Request,
+        req: Request,
         dest: SocketAddr,
         transport: Transport,
         dialog: Option<DialogId>,
     ) -> ClientTxId {
+        let id = ClientTxId(self.next());
+        self.start_client_as(now, id, req, dest, transport, dialog);
+        id
+    }
+
+    fn start_client_as(
+        &mut self,
+        now: Duration,
+        id: ClientTxId,
+        mut req: Request,
+        dest: SocketAddr,
+        transport: Transport,
+        dialog: Option<DialogId>,
+    ) {
         // CANCEL reuses its INVITE's Via (§9.1); everything else gets a fresh branch.
         let branch = match req.via_top() {
             Ok(v) if *req.method() == Method::Cancel => v.branch.unwrap_or_default(),
@@ -997,12 +1048,10 @@ impl Endpoint {
         }
         let key = ClientKey { branch, method: *req.method() };
         let tx = ClientTransaction::new(now, req, transport.is_reliable(), self.config.timers);
-        let id = ClientTxId(self.next());
         self.client_keys.insert(key.clone(), id);
         self.clients
             .insert(id, ClientEntry { tx, key, dest, transport, dialog, cancel_pending: false, deadline: None });
         self.after_client(now, id);
-        id
     }
 
     // ----- timer index -----

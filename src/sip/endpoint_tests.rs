@@ -531,6 +531,12 @@ CSeq: 1 INVITE\r\nContact: <sip:a@198.51.100.7:5070;transport=tcp>\r\nContent-Le
     let Some(SipEvent::Request { tx, .. }) = ep.poll_event() else { panic!("INVITE event") };
     let dialog = ep.respond(ms(0), tx, Reply::new(200, "OK")).unwrap().unwrap();
     while ep.poll_transmit().is_some() {}
+    let ack = invite
+        .replace("INVITE sip:ivr@192.0.2.2", "ACK sip:rms@192.0.2.2:5060")
+        .replace("z9hG4bKtcp", "z9hG4bKtcpack")
+        .replace("To: <sip:ivr@192.0.2.2>", &format!("To: <sip:ivr@192.0.2.2>;tag={}", dialog.local_tag))
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
+    ep.handle_message(ms(5), caller, Transport::Tcp, SipMessage::parse_datagram(ack.as_bytes()).unwrap());
     ep.send_in_dialog(ms(10), &dialog, Method::Bye, Vec::new(), None).unwrap();
     let bye = ep.poll_transmit().unwrap();
     assert_eq!((bye.transport, bye.dest), (Transport::Tcp, caller), "not a new connection to the Contact");
@@ -548,6 +554,49 @@ CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
         .collect();
     assert_eq!(statuses, vec![100, 400]);
     assert_eq!(ep.poll_event(), None);
+}
+
+#[test]
+fn a_bye_asked_for_before_the_ack_waits_for_it() {
+    // §15: the callee may not send BYE before the ACK; the application is told at once.
+    for ack_arrives in [true, false] {
+        let mut p = Pair::new();
+        if !ack_arrives {
+            p.drop = Box::new(|from, m| from == addr(A) && m.method() == Some(&Method::Ack));
+        }
+        p.invite(None);
+        let (tx, _, _) = p.b_requests().pop().unwrap();
+        let b_dialog = p.b.respond(p.now, tx, Reply::new(200, "OK")).unwrap().unwrap();
+        p.b.send_in_dialog(p.now, &b_dialog, Method::Bye, Vec::new(), None).unwrap();
+        assert!(p
+            .b
+            .poll_event()
+            .is_some_and(|e| e == SipEvent::DialogEnded { dialog: b_dialog.clone(), reason: DialogEnd::ByeSent }));
+        p.flush();
+        if ack_arrives {
+            let (_, a_dialog) = p.a_final().unwrap();
+            p.a.ack(&a_dialog.unwrap(), 1, None).unwrap();
+            p.flush();
+            assert_eq!(
+                p.sent_by(B).iter().filter(|m| m.method() == Some(&Method::Bye)).count(),
+                1,
+                "BYE after the ACK"
+            );
+        } else {
+            assert!(!p.sent_by(B).iter().any(|m| m.method() == Some(&Method::Bye)), "no BYE before the ACK");
+            while p.step(ms(33_000)) {}
+            let byes: Vec<Duration> = p
+                .wire
+                .iter()
+                .filter(|(_, f, _, m)| *f == addr(B) && m.method() == Some(&Method::Bye))
+                .map(|(t, ..)| *t)
+                .collect();
+            assert_eq!(byes, vec![ms(32_000)], "BYE when the 2xx retransmissions give up");
+        }
+        let ended = p.b_events.iter().filter(|e| matches!(e, SipEvent::DialogEnded { .. })).count();
+        assert_eq!(ended, 0, "DialogEnded was reported once, when asked (drained above)");
+        p.run_out(ms(80_000));
+    }
 }
 
 mod robustness {

@@ -310,7 +310,7 @@ fn has_uri_headers(uri: &str) -> bool {
 /// A URI as we put it on the wire. rsipstack keeps the userinfo as received, escapes included,
 /// but its `Display` escapes it again (`sips%3Au` prints as `sips%253Au`): escape only what
 /// RFC 3261 §25.1 does not allow there and keep valid `%HH` escapes.
-pub(crate) fn print_uri(uri: &Uri) -> String {
+pub fn print_uri(uri: &Uri) -> String {
     let mut out = String::new();
     if let Some(scheme) = &uri.scheme {
         let _ = write!(out, "{scheme}:");

@@ -27,7 +27,7 @@ pub use endpoint::{
     ServerTxId, SipEvent, Transmit, Transport, ACCEPT, ALLOW,
 };
 pub use framing::{StreamFramer, MAX_MESSAGE_SIZE};
-pub use message::{CSeq, NameAddr, Request, Response, SipMessage, ViaHeader};
+pub use message::{print_uri, CSeq, NameAddr, Request, Response, SipMessage, ViaHeader};
 pub use parse::looks_like_response;
 pub use rsipstack::sip::{Method, Uri};
 pub use timer::{Timer, TimerConfig, TimerTable};

@@ -1,0 +1,364 @@
+//! The IVR flow in virtual time: a caller endpoint, the server's endpoint, sessions, a scripted
+//! route host and the real media coordinator, joined by an instant link.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rms_filters::NoClock;
+
+use super::*;
+use crate::media::{MediaCoordinator, MediaOutput};
+use crate::sip::{EndpointConfig, EndpointCounts, OutgoingRequest, SipMessage, Transmit, Transport};
+
+const CALLER: &str = "192.0.2.1:5060";
+const RMS: &str = "192.0.2.2:5060";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Routes as closures: name → actions (or an error).
+struct ScriptedHost {
+    routes: HashMap<String, Result<Vec<Action>, ScriptError>>,
+    ran: Vec<String>,
+}
+
+impl ScriptedHost {
+    fn new(routes: &[(&str, Vec<Action>)]) -> Self {
+        Self { routes: routes.iter().map(|(n, a)| (n.to_string(), Ok(a.clone()))).collect(), ran: Vec::new() }
+    }
+
+    fn ivr(prompt: &str) -> Self {
+        Self::new(&[
+            ("request_route", vec![Action::Answer { route: "rms:start".into() }]),
+            ("rms:start", vec![Action::Play { file: prompt.into(), route: "rms:after_play".into() }]),
+            ("rms:after_play", vec![Action::Hangup { code: None, reason: None }]),
+        ])
+    }
+}
+
+impl RouteHost for ScriptedHost {
+    fn run(&mut self, route: RouteName<'_>, _call: &CallView) -> Result<Vec<Action>, ScriptError> {
+        let name = match route {
+            RouteName::Request => "request_route".to_string(),
+            RouteName::Event(n) => n.to_string(),
+        };
+        self.ran.push(name.clone());
+        self.routes
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| Err(ScriptError::UndefinedRoute { route: route.to_string(), script: "test".into() }))
+    }
+}
+
+#[derive(Default)]
+struct CountingPorts {
+    next: u16,
+    held: HashSet<LegId>,
+}
+
+impl RtpPorts for CountingPorts {
+    fn allocate(&mut self, leg: LegId) -> Option<u16> {
+        self.next += 2;
+        self.held.insert(leg);
+        Some(20000 + self.next)
+    }
+
+    fn release(&mut self, leg: LegId) {
+        assert!(self.held.remove(&leg), "released a port twice or never allocated: {leg:?}");
+    }
+}
+
+struct World {
+    now: Duration,
+    caller: Endpoint,
+    rms: Endpoint,
+    sessions: Sessions,
+    media: MediaCoordinator,
+    host: ScriptedHost,
+    ports: CountingPorts,
+    caller_events: Vec<SipEvent>,
+    /// SIP messages rms sent to the caller.
+    to_caller: Vec<SipMessage>,
+    /// RTP packets per media leg.
+    rtp: HashMap<LegId, usize>,
+    /// Whether the caller sent its INVITE without SDP (it then answers in the ACK).
+    late_offer: bool,
+}
+
+impl World {
+    fn new(host: ScriptedHost) -> Self {
+        let voice_dir = std::env::temp_dir().join(format!("rms-session-test-{}", std::process::id()));
+        std::fs::create_dir_all(&voice_dir).unwrap();
+        // A 1.0 s, 440 Hz prompt at 8 kHz.
+        let prompt = rms_filters::testing::sine(8000, 440.0, 8000.0, 8000);
+        rms_filters::testing::write_wav(&voice_dir.join("hello.wav"), 8000, &prompt).unwrap();
+        let config = SessionConfig {
+            media_ip: "192.0.2.2".parse().unwrap(),
+            voice_dirs: vec![voice_dir.clone()],
+            codecs: vec![CodecKind::Pcmu, CodecKind::Pcma],
+            telephone_event: true,
+        };
+        Self {
+            now: Duration::ZERO,
+            caller: Endpoint::new(EndpointConfig::new(addr(CALLER)), 1),
+            rms: Endpoint::new(EndpointConfig::new(addr(RMS)), 2),
+            sessions: Sessions::new(config, 3),
+            media: MediaCoordinator::new(4, Box::new(NoClock)),
+            host,
+            ports: CountingPorts::default(),
+            caller_events: Vec::new(),
+            to_caller: Vec::new(),
+            rtp: HashMap::new(),
+            late_offer: false,
+        }
+    }
+
+    fn invite(&mut self, sdp: Option<&str>) {
+        let out = OutgoingRequest {
+            method: Method::Invite,
+            uri: rsipstack::sip::parse_uri("sip:ivr@192.0.2.2").unwrap(),
+            from: "<sip:alice@192.0.2.1>".into(),
+            to: "<sip:ivr@192.0.2.2>".into(),
+            dest: addr(RMS),
+            transport: Transport::Udp,
+            headers: Vec::new(),
+            body: sdp.map(Body::sdp),
+        };
+        self.late_offer = sdp.is_none();
+        self.caller.send_request(self.now, out);
+        self.flush();
+    }
+
+    /// Move everything queued until quiet.
+    fn flush(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some(Transmit { payload, .. }) = self.caller.poll_transmit() {
+                moved = true;
+                self.rms.handle_datagram(self.now, addr(CALLER), &payload);
+            }
+            while let Some(Transmit { payload, .. }) = self.rms.poll_transmit() {
+                moved = true;
+                self.to_caller.push(SipMessage::parse_datagram(&payload).unwrap());
+                self.caller.handle_datagram(self.now, addr(RMS), &payload);
+            }
+            while let Some(e) = self.rms.poll_event() {
+                moved = true;
+                self.sessions.handle_sip(self.now, e, &mut self.rms, &mut self.host, &mut self.ports);
+            }
+            while let Some(cmd) = self.sessions.poll_media() {
+                moved = true;
+                self.media.handle_cmd(self.now, cmd);
+            }
+            while let Some(out) = self.media.poll_output() {
+                moved = true;
+                match out {
+                    MediaOutput::Transmit { leg, .. } => *self.rtp.entry(leg).or_default() += 1,
+                    MediaOutput::Event(e) => {
+                        self.sessions.handle_media(self.now, e, &mut self.rms, &mut self.host, &mut self.ports)
+                    }
+                }
+            }
+            while let Some(e) = self.caller.poll_event() {
+                moved = true;
+                // The caller ACKs every 2xx (answering an offer in the 200 with PCMA).
+                if let SipEvent::Response { response, dialog: Some(d), .. } = &e {
+                    if response.status() == 200 && response.cseq().unwrap().method == Method::Invite {
+                        let late_offer = !response.body().is_empty() && self.late_offer;
+                        let body = late_offer.then(|| Body::sdp(LATE_ANSWER));
+                        let _ = self.caller.ack(d, response.cseq().unwrap().seq, body);
+                    }
+                }
+                self.caller_events.push(e);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("world never went quiet");
+    }
+
+    /// Advance time to `until` through every deadline (media ticks, SIP timers).
+    fn run_until(&mut self, until: Duration) {
+        loop {
+            let next = [Some(self.media.poll_timeout()), self.caller.poll_timeout(), self.rms.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap();
+            if next > until {
+                self.now = until;
+                return;
+            }
+            self.now = next;
+            self.media.tick(self.now);
+            self.caller.handle_timeout(self.now);
+            self.rms.handle_timeout(self.now);
+            self.flush();
+        }
+    }
+
+    fn statuses(&self) -> Vec<u16> {
+        self.to_caller.iter().filter_map(|m| m.status()).collect()
+    }
+
+    fn byes(&self) -> Vec<&SipMessage> {
+        self.to_caller.iter().filter(|m| m.method() == Some(&Method::Bye)).collect()
+    }
+
+    /// Nothing left anywhere once the SIP timers have run out.
+    fn assert_all_freed(&mut self) {
+        self.run_until(self.now + Duration::from_secs(40));
+        assert_eq!(self.sessions.counts(), SessionCounts::default(), "calls or legs left");
+        assert_eq!(self.media.leg_count(), 0, "media graphs left");
+        assert!(self.ports.held.is_empty(), "RTP ports left: {:?}", self.ports.held);
+        assert_eq!(self.rms.counts(), EndpointCounts::default(), "SIP state left");
+    }
+}
+
+const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+m=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n";
+const LATE_ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+m=audio 40000 RTP/AVP 8\r\n";
+
+#[test]
+fn answer_play_hangup_sends_the_prompt_then_one_bye_and_frees_everything() {
+    let mut w = World::new(ScriptedHost::ivr("hello.wav"));
+    w.invite(Some(OFFER));
+    assert!(w.statuses().contains(&200));
+    let ok = w.to_caller.iter().find(|m| m.status() == Some(200)).unwrap().clone();
+    let answer = SessionDescription::parse(ok.body()).unwrap();
+    assert_eq!(answer.media()[0].fmt, "0 101", "PCMU, the offer's first codec, with telephone-event");
+    w.run_until(Duration::from_secs(3));
+    assert_eq!(w.host.ran, vec!["request_route", "rms:start", "rms:after_play"]);
+    // 1.0 s of prompt at 20 ms: 50 packets.
+    let packets: Vec<usize> = w.rtp.values().copied().collect();
+    assert_eq!(packets.len(), 1);
+    assert!((49..=51).contains(&packets[0]), "{packets:?} packets");
+    let byes = w.byes();
+    assert_eq!(byes.len(), 1, "exactly one BYE");
+    assert_eq!(byes[0].header("To").unwrap().matches("tag=").count(), 1, "one To tag");
+    let record = w.sessions.poll_ended().unwrap();
+    assert_eq!(record.reason, EndReason::RmsBye);
+    assert_eq!(record.codec, Some(CodecKind::Pcmu));
+    w.assert_all_freed();
+}
+
+#[test]
+fn bye_from_the_caller_while_playing_stops_media_at_once() {
+    let mut w = World::new(ScriptedHost::ivr("hello.wav"));
+    w.invite(Some(OFFER));
+    w.run_until(Duration::from_millis(400));
+    let dialog = w
+        .caller_events
+        .iter()
+        .find_map(|e| match e {
+            SipEvent::Response { dialog: Some(d), .. } => Some(d.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let sent_before = w.rtp.values().sum::<usize>();
+    w.caller.send_in_dialog(w.now, &dialog, Method::Bye, Vec::new(), None).unwrap();
+    w.flush();
+    assert_eq!(w.media.leg_count(), 0, "the leg is destroyed in the same step");
+    assert!(w.statuses().iter().filter(|s| **s == 200).count() >= 2, "200 to the BYE");
+    w.run_until(Duration::from_secs(2));
+    assert_eq!(w.rtp.values().sum::<usize>(), sent_before, "no RTP after the BYE");
+    assert!(!w.host.ran.contains(&"rms:after_play".to_string()), "a stopped play does not run its route");
+    assert!(w.byes().is_empty());
+    assert_eq!(w.sessions.poll_ended().unwrap().reason, EndReason::CallerBye);
+    w.assert_all_freed();
+}
+
+#[test]
+fn offer_without_a_common_codec_gets_488_with_warning() {
+    let mut w = World::new(ScriptedHost::ivr("hello.wav"));
+    w.invite(Some(&OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 18").replace("a=rtpmap:101", "a=x:101")));
+    let resp = w.to_caller.iter().find(|m| m.status() == Some(488)).expect("488");
+    assert!(resp.header("Warning").unwrap().starts_with("305 rms"));
+    w.assert_all_freed();
+}
+
+#[test]
+fn script_errors_give_500_before_the_answer_and_bye_after() {
+    // request_route fails: 500.
+    let mut host = ScriptedHost::ivr("hello.wav");
+    host.routes.insert(
+        "request_route".into(),
+        Err(ScriptError::Runtime { route: "request_route".into(), message: "ivr.lua:3: boom".into() }),
+    );
+    let mut w = World::new(host);
+    w.invite(Some(OFFER));
+    assert!(w.statuses().contains(&500));
+    w.assert_all_freed();
+    // An answer route that is not defined: BYE.
+    let mut host = ScriptedHost::ivr("hello.wav");
+    host.routes.remove("rms:start");
+    let mut w = World::new(host);
+    w.invite(Some(OFFER));
+    assert!(w.statuses().contains(&200));
+    assert_eq!(w.byes().len(), 1);
+    w.assert_all_freed();
+    // request_route that does nothing: 500, never silence.
+    let mut w = World::new(ScriptedHost::new(&[("request_route", vec![])]));
+    w.invite(Some(OFFER));
+    assert!(w.statuses().contains(&500));
+    w.assert_all_freed();
+}
+
+#[test]
+fn prompts_outside_the_voice_dir_or_missing_end_the_call_with_bye() {
+    for file in ["../secret.wav", "/etc/passwd", "missing.wav"] {
+        let mut w = World::new(ScriptedHost::ivr(file));
+        w.invite(Some(OFFER));
+        w.run_until(Duration::from_millis(500));
+        assert_eq!(w.byes().len(), 1, "{file}");
+        assert!(matches!(w.sessions.poll_ended().unwrap().reason, EndReason::Error { .. }), "{file}");
+        w.assert_all_freed();
+    }
+    assert!(resolve_prompt(&[PathBuf::from("/v")], "a/../../b.wav").is_err());
+    assert_eq!(resolve_prompt(&[PathBuf::from("/v")], "/v/x.wav"), Ok(PathBuf::from("/v/x.wav")));
+    assert_eq!(resolve_prompt(&[PathBuf::from("/v")], "x.wav"), Ok(PathBuf::from("/v/x.wav")));
+}
+
+#[test]
+fn invite_without_sdp_starts_media_after_the_answer_in_the_ack() {
+    let mut w = World::new(ScriptedHost::ivr("hello.wav"));
+    w.invite(None);
+    assert!(w.statuses().contains(&200));
+    assert_eq!(w.host.ran, vec!["request_route", "rms:start"], "the answer route ran after the ACK");
+    w.run_until(Duration::from_secs(3));
+    assert_eq!(w.byes().len(), 1);
+    assert_eq!(w.sessions.poll_ended().unwrap().codec, Some(CodecKind::Pcma), "the caller's answer chose PCMA");
+    w.assert_all_freed();
+}
+
+#[test]
+fn reply_and_hangup_before_answer_are_final_responses() {
+    let mut w = World::new(ScriptedHost::new(&[(
+        "request_route",
+        vec![Action::Ringing, Action::Reply { code: 486, reason: "Busy Here".into() }],
+    )]));
+    w.invite(Some(OFFER));
+    assert_eq!(w.statuses(), vec![100, 180, 486]);
+    w.assert_all_freed();
+    let mut w = World::new(ScriptedHost::new(&[("request_route", vec![Action::Hangup { code: None, reason: None }])]));
+    w.invite(Some(OFFER));
+    assert_eq!(w.statuses(), vec![100, 480]);
+    w.assert_all_freed();
+}
+
+#[test]
+fn shutdown_ends_answered_calls_with_bye() {
+    let mut w = World::new(ScriptedHost::ivr("hello.wav"));
+    w.invite(Some(OFFER));
+    w.run_until(Duration::from_millis(200));
+    w.sessions.shutdown(w.now, &mut w.rms, &mut w.ports);
+    w.flush();
+    assert_eq!(w.byes().len(), 1);
+    assert_eq!(w.sessions.poll_ended().unwrap().reason, EndReason::Shutdown);
+    w.assert_all_freed();
+}
