@@ -18,6 +18,7 @@
 pub mod fuzzing;
 pub mod media;
 pub mod runtime;
+pub mod script;
 pub mod sdp;
 pub mod session;
 pub mod sip;

@@ -1,0 +1,178 @@
+//! Routing scripts in Lua 5.4 (mlua, vendored): the [`RouteHost`] for the session layer.
+//!
+//! A script defines `request_route(call)` and `event_route["name"] = function(call) ... end`.
+//! The `call` object records what a route asks for (`call:answer(route)`, `call:play(file, route)`,
+//! `call:hangup([code, reason])`, `call:reply(code, reason)`, `call:ringing()`) and exposes the
+//! call's fields (`call.id`, `call.ruri`, `call.ruri_user`, `call.from`, `call.to`, `call.source`,
+//! `call.codec`, `call:header(name)`). `rms.log(level, msg)` writes to rms's log.
+//!
+//! Routes run to completion; the session layer carries out the recorded actions afterwards. A
+//! route that runs past its instruction budget is stopped with an error, so a script bug cannot
+//! stall signalling.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mlua::{HookTriggers, Lua, Table, UserData, UserDataFields, UserDataMethods, Value, VmState};
+
+use crate::session::{Action, CallView, RouteHost, RouteName, ScriptError};
+
+/// Lua instructions a single route may run (checked every 10,000): tens of milliseconds of pure
+/// Lua, far beyond any sane route, and a bound on how long a runaway loop stalls signalling.
+const INSTRUCTION_BUDGET: u64 = 20_000_000;
+const HOOK_EVERY: u32 = 10_000;
+
+/// A loaded routing script.
+pub struct LuaHost {
+    lua: Lua,
+    script: String,
+    /// Instructions left for the running route, in units of `HOOK_EVERY`.
+    budget: Arc<AtomicU64>,
+}
+
+impl LuaHost {
+    /// Load a script file. Syntax errors and errors at top level name the file and line.
+    pub fn load(path: &Path) -> Result<Self, ScriptError> {
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| ScriptError::Load { message: format!("{}: {e}", path.display()) })?;
+        Self::from_source(&path.display().to_string(), &source)
+    }
+
+    /// Load a script from text; `name` is what errors call it.
+    pub fn from_source(name: &str, source: &str) -> Result<Self, ScriptError> {
+        let lua = Lua::new();
+        let load_err = |e: mlua::Error| ScriptError::Load { message: first_line(&e) };
+        let globals = lua.globals();
+        globals.set("event_route", lua.create_table().map_err(load_err)?).map_err(load_err)?;
+        let rms = lua.create_table().map_err(load_err)?;
+        let script = name.to_string();
+        let log = lua
+            .create_function(move |_, (level, msg): (String, String)| {
+                match level.to_ascii_lowercase().as_str() {
+                    "error" | "err" => tracing::error!(script = %script, "{msg}"),
+                    "warn" | "warning" => tracing::warn!(script = %script, "{msg}"),
+                    "debug" | "dbg" => tracing::debug!(script = %script, "{msg}"),
+                    _ => tracing::info!(script = %script, "{msg}"),
+                }
+                Ok(())
+            })
+            .map_err(load_err)?;
+        rms.set("log", log).map_err(load_err)?;
+        globals.set("rms", rms).map_err(load_err)?;
+        // `@name` makes Lua report errors as `name:line:` (a chunk name without `@` is quoted).
+        lua.load(source).set_name(format!("@{name}")).exec().map_err(load_err)?;
+        match globals.get::<Value>("request_route").map_err(load_err)? {
+            Value::Function(_) => {}
+            _ => return Err(ScriptError::Load { message: format!("{name}: no function request_route(call)") }),
+        }
+        let budget = Arc::new(AtomicU64::new(0));
+        let left = budget.clone();
+        lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
+            if left.fetch_sub(1, Ordering::Relaxed) <= 1 {
+                return Err(mlua::Error::runtime("route exceeded its instruction budget (endless loop?)"));
+            }
+            Ok(VmState::Continue)
+        })
+        .map_err(load_err)?;
+        drop(globals);
+        Ok(Self { lua, script: name.to_string(), budget })
+    }
+
+    /// The event routes the script defines, for checks at load time.
+    pub fn event_routes(&self) -> Vec<String> {
+        let Ok(table) = self.lua.globals().get::<Table>("event_route") else { return Vec::new() };
+        table.pairs::<String, Value>().filter_map(|p| p.ok()).map(|(k, _)| k).collect()
+    }
+
+    pub fn script(&self) -> &str {
+        &self.script
+    }
+}
+
+impl RouteHost for LuaHost {
+    fn run(&mut self, route: RouteName<'_>, call: &CallView) -> Result<Vec<Action>, ScriptError> {
+        let runtime = |e: mlua::Error| ScriptError::Runtime { route: route.to_string(), message: first_line(&e) };
+        let function: Value = match route {
+            RouteName::Request => self.lua.globals().get("request_route").map_err(runtime)?,
+            RouteName::Event(name) => {
+                let table: Table = self.lua.globals().get("event_route").map_err(runtime)?;
+                table.get(name).map_err(runtime)?
+            }
+        };
+        let Value::Function(function) = function else {
+            return Err(ScriptError::UndefinedRoute { route: route.to_string(), script: self.script.clone() });
+        };
+        let actions = Arc::new(Mutex::new(Vec::new()));
+        let handle = LuaCall { view: call.clone(), actions: actions.clone() };
+        self.budget.store(INSTRUCTION_BUDGET / u64::from(HOOK_EVERY), Ordering::Relaxed);
+        function.call::<()>(handle).map_err(runtime)?;
+        let actions = std::mem::take(&mut *actions.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok(actions)
+    }
+}
+
+/// The `call` object a route gets.
+struct LuaCall {
+    view: CallView,
+    actions: Arc<Mutex<Vec<Action>>>,
+}
+
+impl LuaCall {
+    fn push(&self, action: Action) {
+        self.actions.lock().unwrap_or_else(|p| p.into_inner()).push(action);
+    }
+}
+
+impl UserData for LuaCall {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("id", |_, c| Ok(c.view.id.clone()));
+        fields.add_field_method_get("ruri", |_, c| Ok(c.view.ruri.clone()));
+        fields.add_field_method_get("ruri_user", |_, c| Ok(c.view.ruri_user.clone()));
+        fields.add_field_method_get("from", |_, c| Ok(c.view.from.clone()));
+        fields.add_field_method_get("to", |_, c| Ok(c.view.to.clone()));
+        fields.add_field_method_get("source", |_, c| Ok(c.view.source.to_string()));
+        fields.add_field_method_get("codec", |_, c| Ok(c.view.codec.clone()));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("header", |_, c, name: String| Ok(c.view.header(&name).map(str::to_string)));
+        methods.add_method("answer", |_, c, route: String| {
+            c.push(Action::Answer { route });
+            Ok(())
+        });
+        methods.add_method("play", |_, c, (file, route): (String, String)| {
+            c.push(Action::Play { file, route });
+            Ok(())
+        });
+        methods.add_method("hangup", |_, c, (code, reason): (Option<u16>, Option<String>)| {
+            c.push(Action::Hangup { code, reason });
+            Ok(())
+        });
+        methods.add_method("reply", |_, c, (code, reason): (u16, String)| {
+            c.push(Action::Reply { code, reason });
+            Ok(())
+        });
+        methods.add_method("ringing", |_, c, ()| {
+            c.push(Action::Ringing);
+            Ok(())
+        });
+    }
+}
+
+/// The first line of a Lua error (`file:line: message`), without the traceback.
+fn first_line(e: &mlua::Error) -> String {
+    let text = match e {
+        mlua::Error::CallbackError { cause, .. } => cause.to_string(),
+        other => other.to_string(),
+    };
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+/// The default example script's path, relative to the repository.
+pub fn example_script() -> PathBuf {
+    PathBuf::from("examples/ivr_play_hangup.lua")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+use super::*;
+
+fn view() -> CallView {
+    CallView {
+        id: "abc@192.0.2.1".into(),
+        ruri: "sip:ivr@192.0.2.2".into(),
+        ruri_user: "ivr".into(),
+        from: "<sip:alice@192.0.2.1>;tag=1".into(),
+        to: "<sip:ivr@192.0.2.2>".into(),
+        source: "192.0.2.1:5060".parse().unwrap(),
+        codec: "PCMU".into(),
+        headers: vec![("X-Account".into(), "42".into())],
+    }
+}
+
+fn host(source: &str) -> LuaHost {
+    LuaHost::from_source("test.lua", source).unwrap()
+}
+
+#[test]
+fn every_call_function_records_its_action() {
+    let mut h = host(
+        r#"
+        function request_route(call)
+          call:ringing()
+          call:reply(183, "Session Progress")
+          call:answer("rms:start")
+        end
+        event_route["rms:start"] = function(call)
+          call:play("hello.wav", "rms:after_play")
+        end
+        event_route["rms:after_play"] = function(call)
+          call:hangup()
+          call:hangup(486, "Busy Here")
+        end
+        "#,
+    );
+    assert_eq!(
+        h.run(RouteName::Request, &view()).unwrap(),
+        vec![
+            Action::Ringing,
+            Action::Reply { code: 183, reason: "Session Progress".into() },
+            Action::Answer { route: "rms:start".into() }
+        ]
+    );
+    assert_eq!(
+        h.run(RouteName::Event("rms:start"), &view()).unwrap(),
+        vec![Action::Play { file: "hello.wav".into(), route: "rms:after_play".into() }]
+    );
+    assert_eq!(
+        h.run(RouteName::Event("rms:after_play"), &view()).unwrap(),
+        vec![
+            Action::Hangup { code: None, reason: None },
+            Action::Hangup { code: Some(486), reason: Some("Busy Here".into()) }
+        ]
+    );
+    let mut routes = h.event_routes();
+    routes.sort();
+    assert_eq!(routes, vec!["rms:after_play", "rms:start"]);
+}
+
+#[test]
+fn call_fields_and_headers_are_readable() {
+    let mut h = host(
+        r#"
+        function request_route(call)
+          local fields = {call.id, call.ruri, call.ruri_user, call.from, call.to, call.source, call.codec,
+                          call:header("x-account"), tostring(call:header("X-Missing"))}
+          call:reply(404, table.concat(fields, "|"))
+        end
+        "#,
+    );
+    let actions = h.run(RouteName::Request, &view()).unwrap();
+    let Action::Reply { reason, .. } = &actions[0] else { panic!("{actions:?}") };
+    assert_eq!(
+        reason,
+        "abc@192.0.2.1|sip:ivr@192.0.2.2|ivr|<sip:alice@192.0.2.1>;tag=1|<sip:ivr@192.0.2.2>|192.0.2.1:5060|PCMU|42|nil"
+    );
+}
+
+#[test]
+fn undefined_routes_and_runtime_errors_name_the_script_and_line() {
+    let mut h = host("function request_route(call)\n  call:answer('rms:start')\nend\nevent_route['boom'] = function(call)\n  error('no prompt')\nend\n");
+    assert_eq!(
+        h.run(RouteName::Event("rms:nope"), &view()),
+        Err(ScriptError::UndefinedRoute { route: "event_route[\"rms:nope\"]".into(), script: "test.lua".into() })
+    );
+    let err = h.run(RouteName::Event("boom"), &view()).unwrap_err();
+    let ScriptError::Runtime { message, .. } = &err else { panic!("{err:?}") };
+    assert!(message.contains("test.lua:5:") && message.contains("no prompt"), "{message}");
+    // Wrong argument types are errors too, not panics.
+    let mut h = host("function request_route(call) call:reply('x', 1) end");
+    assert!(matches!(h.run(RouteName::Request, &view()), Err(ScriptError::Runtime { .. })));
+    // The host still works after an error.
+    let mut h =
+        host("n = 0\nfunction request_route(call) n = n + 1; if n == 1 then error('first') end; call:ringing() end");
+    assert!(h.run(RouteName::Request, &view()).is_err());
+    assert_eq!(h.run(RouteName::Request, &view()).unwrap(), vec![Action::Ringing]);
+}
+
+#[test]
+fn load_errors_name_the_file_and_line() {
+    let Err(ScriptError::Load { message }) =
+        LuaHost::from_source("ivr.lua", "function request_route(call)\n  call:answer(\nend\n")
+    else {
+        panic!("syntax error accepted")
+    };
+    assert!(message.contains("ivr.lua:3:"), "{message}");
+    let Err(ScriptError::Load { message }) = LuaHost::from_source("ivr.lua", "x = 1\nerror('top level')\n") else {
+        panic!()
+    };
+    assert!(message.contains("ivr.lua:2:"), "{message}");
+    let Err(ScriptError::Load { message }) = LuaHost::from_source("ivr.lua", "-- nothing\n") else { panic!() };
+    assert!(message.contains("request_route"), "{message}");
+    assert!(matches!(LuaHost::load(Path::new("/nonexistent/x.lua")), Err(ScriptError::Load { .. })));
+}
+
+#[test]
+fn an_endless_route_is_stopped() {
+    let mut h = host("function request_route(call) while true do end end");
+    let err = h.run(RouteName::Request, &view()).unwrap_err();
+    assert!(err.to_string().contains("instruction budget"), "{err}");
+    // The budget is per run: a normal route afterwards is fine.
+    let mut h =
+        host("i = 0\nfunction request_route(call) if i == 0 then i = 1; while true do end end; call:ringing() end");
+    assert!(h.run(RouteName::Request, &view()).is_err());
+    assert_eq!(h.run(RouteName::Request, &view()).unwrap(), vec![Action::Ringing]);
+}
+
+#[test]
+fn rms_log_is_available() {
+    let mut h = host("function request_route(call) rms.log('info', 'call from ' .. call.from); call:ringing() end");
+    assert_eq!(h.run(RouteName::Request, &view()).unwrap(), vec![Action::Ringing]);
+}
