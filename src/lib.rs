@@ -14,6 +14,7 @@
 //! module that reads clocks, binds sockets and starts threads. The graphs and filters live in the
 //! `rms-filters` crate.
 
+pub mod config;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod media;

@@ -1,6 +1,12 @@
 //! The `rms` command line.
 
-use clap::{Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use rms::config::{ConfigFile, ServeConfig};
+use rms::runtime::Server;
 use rms_filters::codec::CodecKind;
 
 #[derive(Parser)]
@@ -12,13 +18,45 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve calls with a routing script (with no flags: the example IVR script on 127.0.0.1:5060).
+    Serve(Box<ServeArgs>),
     /// List the codecs this build supports, like `rtpengine --codecs`.
     Codecs,
+}
+
+/// Every flag has a key of the same name in the `--config` TOML file; flags win.
+#[derive(Args)]
+struct ServeArgs {
+    /// SIP address, UDP and TCP [default: 127.0.0.1:5060]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The Lua routing script [default: the built-in examples/ivr_play_hangup.lua]
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// RTP port range, LOW-HIGH [default: 20000-29999]
+    #[arg(long)]
+    rtp_ports: Option<String>,
+    /// The address in our SDP [default: the --listen address]
+    #[arg(long)]
+    media_ip: Option<IpAddr>,
+    /// Where prompts are read from; play() paths may not leave it [default: voice_files]
+    #[arg(long)]
+    voice_dir: Option<PathBuf>,
+    /// HTTP address for /sessions and /metrics (not served yet)
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// Append one JSON object per ended call to this file (not written yet)
+    #[arg(long)]
+    call_log: Option<PathBuf>,
+    /// A TOML file with the same keys as these flags
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve(*args),
         Command::Codecs => {
             for kind in [CodecKind::Pcmu, CodecKind::Pcma] {
                 let pt = kind.static_payload_type().map_or("dynamic".to_string(), |p| p.to_string());
@@ -30,7 +68,47 @@ fn main() -> anyhow::Result<()> {
                     pt
                 );
             }
+            Ok(())
         }
     }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let flags = ConfigFile {
+        listen: args.listen,
+        script: args.script,
+        rtp_ports: args.rtp_ports,
+        media_ip: args.media_ip,
+        voice_dir: args.voice_dir,
+        http: args.http,
+        call_log: args.call_log,
+        vq_collector: None,
+    };
+    let file = match &args.config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
+    };
+    let config = ServeConfig::from_file(file.overridden_by(flags))?;
+    if config.http.is_some() || config.call_log.is_some() {
+        tracing::warn!("--http and --call-log are accepted but not implemented yet");
+    }
+    let server = Server::start(&config)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("signal runtime")?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })
+    .context("waiting for SIGINT/SIGTERM")?;
+    let (app, _) = server.shutdown();
+    tracing::info!(calls_left = app.sessions().counts().calls, "rms stopped");
     Ok(())
 }

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use answer_app::{AnswerApp, AppLog};
-use rms::runtime::{SignallingConfig, SignallingThread};
+use rms::config::{ConfigFile, ServeConfig};
+use rms::runtime::{Server, SignallingConfig, SignallingThread};
 use rms::sdp::Direction;
 use rms::sip::{DialogEnd, EndpointCounts, TimerConfig};
 use rms_filters::codec::CodecKind;
@@ -245,4 +246,142 @@ fn hundred_concurrent_calls_at_50_cps() {
     assert_eq!(log.ended.len(), 100);
     assert!(log.errors.is_empty(), "{:?}", log.errors);
     assert_nothing_left(server);
+}
+
+/// What a capture socket got: (payload type, payload) per packet, in arrival order.
+fn capture_rtp(
+    socket: UdpSocket,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(u8, Vec<u8>)>> {
+    std::thread::spawn(move || {
+        socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let mut packets = Vec::new();
+        let mut buf = [0u8; 2048];
+        // Read until the call is over and the socket has been quiet for one timeout.
+        loop {
+            match socket.recv(&mut buf) {
+                Ok(n) if n > 12 => packets.push((buf[1] & 0x7f, buf[12..n].to_vec())),
+                Ok(_) => {}
+                Err(_) if done.load(std::sync::atomic::Ordering::SeqCst) => return packets,
+                Err(_) => {}
+            }
+        }
+    })
+}
+
+fn serve_config(rtp_ports: &str) -> ServeConfig {
+    let flags = ConfigFile {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        script: Some(format!("{}/examples/ivr_play_hangup.lua", env!("CARGO_MANIFEST_DIR")).into()),
+        rtp_ports: Some(rtp_ports.into()),
+        voice_dir: Some(format!("{}/voice_files", env!("CARGO_MANIFEST_DIR")).into()),
+        ..ConfigFile::default()
+    };
+    ServeConfig::from_file(flags).unwrap()
+}
+
+/// Decode G.711 with sox (the independent decoder) and correlate with the prompt.
+fn correlation_with_prompt(payload: &[u8], sox_type: &str, name: &str) -> f64 {
+    let dir = work_dir(name);
+    let raw = dir.join("captured.raw");
+    let wav = dir.join("captured.wav");
+    std::fs::write(&raw, payload).unwrap();
+    let status = Command::new("sox")
+        .args(["-t", sox_type, "-r", "8000", "-c", "1"])
+        .arg(&raw)
+        .args(["-t", "wav", "-b", "16", "-e", "signed-integer"])
+        .arg(&wav)
+        .status()
+        .expect("sox (Debian package sox) decodes the capture");
+    assert!(status.success());
+    let (_, captured) = rms_filters::testing::read_wav(&wav).unwrap();
+    let prompt_path = format!("{}/voice_files/welcome-8k.wav", env!("CARGO_MANIFEST_DIR"));
+    let (_, prompt) = rms_filters::testing::read_wav(std::path::Path::new(&prompt_path)).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    rms_filters::testing::best_correlation(&prompt, &captured, 400).0
+}
+
+#[test]
+fn rms_serve_answers_plays_the_prompt_and_hangs_up() {
+    let server = Server::start(&serve_config("42000-42099")).expect("rms serve starts");
+    for (pt, codec, sox_type) in [("0", "PCMU", "ul"), ("8", "PCMA", "al")] {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rtp_port = socket.local_addr().unwrap().port().to_string();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let capture = capture_rtp(socket, done.clone());
+        let name = format!("ivr-{codec}");
+        sipp(
+            &name,
+            server.local_addr(),
+            &[
+                "-sf",
+                &scenario("ivr_call"),
+                "-m",
+                "1",
+                "-set",
+                "rtp_port",
+                &rtp_port,
+                "-set",
+                "pt",
+                pt,
+                "-set",
+                "codec",
+                codec,
+            ],
+        );
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let packets = capture.join().unwrap();
+        // A 3.0 s prompt at 20 ms: 150 ± 2 packets, all of the offered payload type.
+        assert!((148..=152).contains(&packets.len()), "{codec}: {} packets", packets.len());
+        assert!(packets.iter().all(|(p, _)| p.to_string() == pt), "{codec}: payload types");
+        let payload: Vec<u8> = packets.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+        let corr = correlation_with_prompt(&payload, sox_type, &name);
+        eprintln!("{codec}: {} RTP packets, correlation {corr:.4} with the prompt (sox-decoded)", packets.len());
+        assert!(corr >= 0.98, "{codec}: correlation {corr:.4} with the prompt");
+    }
+    let (app, _) = server.shutdown();
+    assert_eq!(app.sessions().counts().calls, 0);
+}
+
+#[test]
+fn sigterm_ends_active_calls_with_bye_and_exits_0() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut rms = Command::new(env!("CARGO_BIN_EXE_rms"))
+        .args(["serve", "--listen", &listen, "--rtp-ports", "43000-43099"])
+        .arg("--voice-dir")
+        .arg(format!("{}/voice_files", env!("CARGO_MANIFEST_DIR")))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run rms serve");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_port = socket.local_addr().unwrap().port().to_string();
+    let target: SocketAddr = listen.parse().unwrap();
+    let caller = std::thread::spawn(move || {
+        let args = ["-sf", &scenario("ivr_call"), "-m", "1", "-set", "rtp_port", &rtp_port, "-set", "pt", "0"];
+        sipp("sigterm", target, &[&args[..], &["-set", "codec", "PCMU"]].concat())
+    });
+    // The call is up once its RTP flows: then stop rms. The scenario passes only if rms's BYE
+    // comes (its 3 s prompt is cut short), with one To tag.
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = [0u8; 2048];
+    socket.recv(&mut buf).expect("RTP from rms");
+    let pid = nix::unistd::Pid::from_raw(rms.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let capture = capture_rtp(socket, done.clone());
+    caller.join().expect("sipp got rms's BYE");
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let packets = capture.join().unwrap().len() + 1;
+    assert!(packets < 100, "the BYE came at shutdown, not after the 150-packet prompt ({packets} packets)");
+    // rms must exit by itself, and with 0; a bounded wait on another thread.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(rms.wait()));
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(status) => assert!(status.unwrap().success(), "rms exit status"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("rms did not exit within 10 s of SIGTERM");
+        }
+    }
 }

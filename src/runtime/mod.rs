@@ -2,8 +2,10 @@
 //! sans-IO core.
 
 pub mod media;
+pub mod server;
 pub mod signalling;
 
 pub use media::{MediaLoop, MediaRequest, MediaThread};
 pub use rms_filters::clock::TscClock;
+pub use server::{RtpPortPool, ServeError, Server, ServerApp};
 pub use signalling::{SignallingApp, SignallingConfig, SignallingTask, SignallingThread};

@@ -25,8 +25,23 @@ use crate::sip::{
 
 /// The application on top of the endpoint. Everything runs on the signalling task, in order.
 pub trait SignallingApp: Send + 'static {
+    /// What else wakes the task (media events for the session layer; `()` for none).
+    type Input: Send + 'static;
+
     /// An endpoint event; answer or send through `endpoint`.
     fn handle_event(&mut self, now: Duration, event: SipEvent, endpoint: &mut Endpoint);
+
+    /// An input from the channel given to [`SignallingTask::run`].
+    fn handle_input(&mut self, _now: Duration, _input: Self::Input, _endpoint: &mut Endpoint) {}
+
+    /// Shutdown was asked for: end calls (BYE). The task keeps serving until [`Self::is_idle`]
+    /// and no request of ours is pending, for at most [`SHUTDOWN_GRACE`].
+    fn begin_shutdown(&mut self, _now: Duration, _endpoint: &mut Endpoint) {}
+
+    /// Nothing left to finish before exit.
+    fn is_idle(&self) -> bool {
+        true
+    }
 
     /// The application's own timers (e.g. a BYE after a delay).
     fn handle_timeout(&mut self, _now: Duration, _endpoint: &mut Endpoint) {}
@@ -36,6 +51,9 @@ pub trait SignallingApp: Send + 'static {
         None
     }
 }
+
+/// How long a shutdown waits for BYEs to be answered.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Where and how to listen.
 #[derive(Debug, Clone)]
@@ -97,14 +115,34 @@ impl SignallingTask {
     }
 
     /// Serve until `shutdown` completes; returns the application and the endpoint.
-    pub async fn run<A: SignallingApp>(self, mut app: A, shutdown: impl Future<Output = ()>) -> (A, Endpoint) {
+    pub async fn run<A: SignallingApp>(self, app: A, shutdown: impl Future<Output = ()>) -> (A, Endpoint) {
+        let (_keep, inputs) = mpsc::unbounded_channel();
+        self.run_with_inputs(app, inputs, shutdown).await
+    }
+
+    /// Serve, also handing the application whatever arrives on `inputs`. After `shutdown`
+    /// completes the application ends its calls and the task serves on until they are settled
+    /// (or [`SHUTDOWN_GRACE`] passes).
+    pub async fn run_with_inputs<A: SignallingApp>(
+        self,
+        mut app: A,
+        mut inputs: mpsc::UnboundedReceiver<A::Input>,
+        shutdown: impl Future<Output = ()>,
+    ) -> (A, Endpoint) {
         let Self { udp, tcp, mut endpoint, .. } = self;
         let start = Instant::now();
         let (inbound_tx, mut inbound_rx) = mpsc::unbounded_channel::<Inbound>();
         let mut conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
         let mut buf = vec![0u8; MAX_MESSAGE_SIZE];
         tokio::pin!(shutdown);
+        let mut stopping: Option<Duration> = None;
         loop {
+            if let Some(since) = stopping {
+                let settled = app.is_idle() && endpoint.counts().client_transactions == 0;
+                if settled || start.elapsed() >= since + SHUTDOWN_GRACE {
+                    break;
+                }
+            }
             let deadline = [endpoint.poll_timeout(), app.poll_timeout()].into_iter().flatten().min();
             let sleep = async {
                 match deadline {
@@ -112,8 +150,24 @@ impl SignallingTask {
                     None => std::future::pending().await,
                 }
             };
+            let grace_tick = async {
+                match stopping {
+                    Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = &mut shutdown => break,
+                _ = &mut shutdown, if stopping.is_none() => {
+                    stopping = Some(start.elapsed());
+                    app.begin_shutdown(start.elapsed(), &mut endpoint);
+                }
+                _ = grace_tick => {}
+                Some(input) = inputs.recv() => {
+                    let now = start.elapsed();
+                    guarded("application input", SocketAddr::from(([0, 0, 0, 0], 0)), || {
+                        app.handle_input(now, input, &mut endpoint)
+                    });
+                }
                 r = udp.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
                         let bytes = &buf[..n];
@@ -292,12 +346,24 @@ pub struct SignallingThread<A: SignallingApp> {
 
 impl<A: SignallingApp> SignallingThread<A> {
     pub fn spawn(config: SignallingConfig, app: A) -> io::Result<Self> {
+        let (keep, inputs) = mpsc::unbounded_channel();
+        let thread = Self::spawn_with_inputs(config, app, inputs);
+        drop(keep);
+        thread
+    }
+
+    /// As [`Self::spawn`], with the application's input channel (media events).
+    pub fn spawn_with_inputs(
+        config: SignallingConfig,
+        app: A,
+        inputs: mpsc::UnboundedReceiver<A::Input>,
+    ) -> io::Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let task = rt.block_on(SignallingTask::bind(config))?;
         let local_addr = task.local_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("rms-sip".into()).spawn(move || {
-            rt.block_on(task.run(app, async move {
+            rt.block_on(task.run_with_inputs(app, inputs, async move {
                 let _ = stopped.await;
             }))
         })?;

@@ -170,6 +170,8 @@ impl AnswerApp {
 }
 
 impl SignallingApp for AnswerApp {
+    type Input = ();
+
     fn handle_event(&mut self, now: Duration, event: SipEvent, ep: &mut Endpoint) {
         match event {
             SipEvent::Request { tx, request, dialog, .. } => self.on_request(now, tx, request, dialog, ep),

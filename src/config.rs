@@ -1,0 +1,134 @@
+//! `rms serve` settings: a TOML file (`--config`) whose keys are the flags' names, overridden by
+//! the flags themselves, validated on load.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors reading or checking the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("rtp-ports {value:?}: expected LOW-HIGH with even LOW, 1024 <= LOW < HIGH <= 65535")]
+    RtpPorts { value: String },
+    #[error("voice-dir {path}: {source}")]
+    VoiceDir { path: PathBuf, source: std::io::Error },
+}
+
+/// The file form: every key optional, named as the flag (`rtp-ports = "20000-29999"`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ConfigFile {
+    pub listen: Option<SocketAddr>,
+    pub script: Option<PathBuf>,
+    pub rtp_ports: Option<String>,
+    pub media_ip: Option<IpAddr>,
+    pub voice_dir: Option<PathBuf>,
+    pub http: Option<SocketAddr>,
+    pub call_log: Option<PathBuf>,
+    pub vq_collector: Option<String>,
+}
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text)
+            .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(source) })
+    }
+
+    /// Flags win over the file.
+    pub fn overridden_by(self, flags: ConfigFile) -> ConfigFile {
+        ConfigFile {
+            listen: flags.listen.or(self.listen),
+            script: flags.script.or(self.script),
+            rtp_ports: flags.rtp_ports.or(self.rtp_ports),
+            media_ip: flags.media_ip.or(self.media_ip),
+            voice_dir: flags.voice_dir.or(self.voice_dir),
+            http: flags.http.or(self.http),
+            call_log: flags.call_log.or(self.call_log),
+            vq_collector: flags.vq_collector.or(self.vq_collector),
+        }
+    }
+}
+
+/// Checked settings with defaults filled in.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    /// `None`: the example IVR script built into the binary.
+    pub script: Option<PathBuf>,
+    pub rtp_ports: RangeInclusive<u16>,
+    pub media_ip: IpAddr,
+    pub voice_dir: PathBuf,
+    pub http: Option<SocketAddr>,
+    pub call_log: Option<PathBuf>,
+}
+
+impl ServeConfig {
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:5060";
+    pub const DEFAULT_RTP_PORTS: RangeInclusive<u16> = 20000..=29999;
+
+    pub fn from_file(file: ConfigFile) -> Result<Self, ConfigError> {
+        let listen = file.listen.unwrap_or_else(|| Self::DEFAULT_LISTEN.parse().expect("valid default"));
+        let rtp_ports = match &file.rtp_ports {
+            Some(v) => parse_port_range(v)?,
+            None => Self::DEFAULT_RTP_PORTS,
+        };
+        let voice_dir = file.voice_dir.unwrap_or_else(|| PathBuf::from("voice_files"));
+        // Prompt paths are checked against this directory, so make it absolute now.
+        let voice_dir =
+            std::path::absolute(&voice_dir).map_err(|source| ConfigError::VoiceDir { path: voice_dir, source })?;
+        Ok(Self {
+            listen,
+            script: file.script,
+            rtp_ports,
+            media_ip: file.media_ip.unwrap_or(listen.ip()),
+            voice_dir,
+            http: file.http,
+            call_log: file.call_log,
+        })
+    }
+}
+
+/// `20000-29999`: RTP on even ports, RTCP on the odd one above (RFC 3550 §11).
+pub fn parse_port_range(value: &str) -> Result<RangeInclusive<u16>, ConfigError> {
+    let err = || ConfigError::RtpPorts { value: value.to_string() };
+    let (low, high) = value.split_once('-').ok_or_else(err)?;
+    let low: u16 = low.trim().parse().map_err(|_| err())?;
+    let high: u16 = high.trim().parse().map_err(|_| err())?;
+    if low < 1024 || low >= high || !low.is_multiple_of(2) {
+        return Err(err());
+    }
+    Ok(low..=high)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_defaults_fill_the_rest() {
+        let file: ConfigFile = toml::from_str("listen = \"127.0.0.1:5070\"\nrtp-ports = \"30000-30099\"\n").unwrap();
+        let flags = ConfigFile { rtp_ports: Some("40000-40009".into()), ..ConfigFile::default() };
+        let c = ServeConfig::from_file(file.overridden_by(flags)).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:5070".parse().unwrap());
+        assert_eq!(c.rtp_ports, 40000..=40009);
+        assert_eq!(c.media_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert!(c.voice_dir.is_absolute() && c.voice_dir.ends_with("voice_files"));
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        assert!(toml::from_str::<ConfigFile>("listen = 5").is_err());
+        assert!(toml::from_str::<ConfigFile>("nonsense = 1").is_err(), "unknown keys are refused");
+        for bad in ["20001-20010", "20000", "x-y", "30000-20000", "80-100"] {
+            assert!(parse_port_range(bad).is_err(), "{bad}");
+        }
+    }
+}

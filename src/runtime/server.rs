@@ -1,0 +1,183 @@
+//! `rms serve`: the signalling task running the session layer with a Lua route host, the media
+//! thread, and the RTP port pool that binds each leg's socket before its SDP goes out.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use rms_filters::codec::CodecKind;
+
+use super::media::{MediaRequest, MediaThread};
+use super::signalling::{SignallingApp, SignallingConfig, SignallingThread};
+use crate::config::ServeConfig;
+use crate::media::{LegId, MediaCmd, MediaEvent};
+use crate::script::LuaHost;
+use crate::session::{RtpPorts, ScriptError, SessionConfig, Sessions};
+use crate::sip::{Endpoint, SipEvent};
+
+/// The example IVR script, built in: `rms serve` without `--script` runs it.
+pub const EXAMPLE_SCRIPT: &str = include_str!("../../examples/ivr_play_hangup.lua");
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    #[error("cannot bind {what}: {source}")]
+    Bind { what: String, source: io::Error },
+}
+
+/// Even RTP ports from a range; each allocation binds the socket at once, so the port in our SDP
+/// is one we hold (ports another process holds are skipped).
+pub struct RtpPortPool {
+    ip: IpAddr,
+    free: VecDeque<u16>,
+    held: HashMap<LegId, u16>,
+    sockets: HashMap<LegId, UdpSocket>,
+}
+
+impl RtpPortPool {
+    pub fn new(ip: IpAddr, range: RangeInclusive<u16>) -> Self {
+        let free = range.clone().step_by(2).filter(|p| p.checked_add(1).is_some_and(|r| range.contains(&r))).collect();
+        Self { ip, free, held: HashMap::new(), sockets: HashMap::new() }
+    }
+
+    /// The bound socket of a leg about to be created (handed to the media thread).
+    pub fn take_socket(&mut self, leg: LegId) -> Option<UdpSocket> {
+        self.sockets.remove(&leg)
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.held.len()
+    }
+}
+
+impl RtpPorts for RtpPortPool {
+    fn allocate(&mut self, leg: LegId) -> Option<u16> {
+        for _ in 0..self.free.len() {
+            let port = self.free.pop_front()?;
+            match UdpSocket::bind(SocketAddr::new(self.ip, port)) {
+                Ok(socket) => {
+                    self.held.insert(leg, port);
+                    self.sockets.insert(leg, socket);
+                    return Some(port);
+                }
+                Err(e) => {
+                    tracing::debug!(port, error = %e, "RTP port busy, skipped");
+                    self.free.push_back(port);
+                }
+            }
+        }
+        None
+    }
+
+    fn release(&mut self, leg: LegId) {
+        self.sockets.remove(&leg);
+        if let Some(port) = self.held.remove(&leg) {
+            self.free.push_back(port);
+        }
+    }
+}
+
+/// The application on the signalling task.
+pub struct ServerApp {
+    sessions: Sessions,
+    host: LuaHost,
+    ports: RtpPortPool,
+    media: MediaThread,
+}
+
+impl ServerApp {
+    /// Move media commands to the media thread (a new leg with its bound socket).
+    fn pump(&mut self) {
+        while let Some(cmd) = self.sessions.poll_media() {
+            match &cmd {
+                MediaCmd::CreateLeg { leg, .. } => match self.ports.take_socket(*leg) {
+                    Some(socket) => self.media.send(MediaRequest::CreateLeg { socket, cmd }),
+                    None => tracing::error!(?leg, "no socket for a new leg"),
+                },
+                _ => self.media.cmd(cmd),
+            }
+        }
+        // The call log (issue 4, item 6) will write these; the session layer already logged them.
+        while self.sessions.poll_ended().is_some() {}
+        while let Some((leg, report)) = self.sessions.poll_report() {
+            tracing::debug!(?leg, "leg closed\n{report}");
+        }
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    pub fn ports(&self) -> &RtpPortPool {
+        &self.ports
+    }
+}
+
+impl SignallingApp for ServerApp {
+    type Input = MediaEvent;
+
+    fn handle_event(&mut self, now: Duration, event: SipEvent, endpoint: &mut Endpoint) {
+        self.sessions.handle_sip(now, event, endpoint, &mut self.host, &mut self.ports);
+        self.pump();
+    }
+
+    fn handle_input(&mut self, now: Duration, event: MediaEvent, endpoint: &mut Endpoint) {
+        self.sessions.handle_media(now, event, endpoint, &mut self.host, &mut self.ports);
+        self.pump();
+    }
+
+    fn begin_shutdown(&mut self, now: Duration, endpoint: &mut Endpoint) {
+        tracing::info!(calls = self.sessions.counts().calls, "shutting down: ending calls");
+        self.sessions.shutdown(now, endpoint, &mut self.ports);
+        self.pump();
+    }
+
+    fn is_idle(&self) -> bool {
+        self.sessions.counts().calls == 0
+    }
+}
+
+/// A running server (signalling thread + media thread).
+pub struct Server {
+    signalling: SignallingThread<ServerApp>,
+}
+
+impl Server {
+    /// Load the script, start the media thread, bind the SIP sockets.
+    pub fn start(config: &ServeConfig) -> Result<Self, ServeError> {
+        let host = match &config.script {
+            Some(path) => LuaHost::load(path)?,
+            None => LuaHost::from_source("examples/ivr_play_hangup.lua (built in)", EXAMPLE_SCRIPT)?,
+        };
+        let (media, events) = MediaThread::spawn(fastrand::u64(..))
+            .map_err(|source| ServeError::Bind { what: "media thread".into(), source })?;
+        let sessions = Sessions::new(
+            SessionConfig {
+                media_ip: config.media_ip,
+                voice_dirs: vec![config.voice_dir.clone()],
+                codecs: vec![CodecKind::Pcmu, CodecKind::Pcma],
+                telephone_event: true,
+            },
+            fastrand::u64(..),
+        );
+        let app =
+            ServerApp { sessions, host, ports: RtpPortPool::new(config.media_ip, config.rtp_ports.clone()), media };
+        let signalling = SignallingThread::spawn_with_inputs(SignallingConfig::new(config.listen), app, events)
+            .map_err(|source| ServeError::Bind { what: format!("SIP on {}", config.listen), source })?;
+        tracing::info!(listen = %signalling.local_addr(), "rms serving (UDP and TCP)");
+        Ok(Self { signalling })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.signalling.local_addr()
+    }
+
+    /// End every call with BYE, wait for them to settle (bounded), stop.
+    pub fn shutdown(self) -> (ServerApp, Endpoint) {
+        self.signalling.shutdown()
+    }
+}
