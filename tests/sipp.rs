@@ -248,11 +248,10 @@ fn hundred_concurrent_calls_at_50_cps() {
     assert_nothing_left(server);
 }
 
-/// What a capture socket got: (payload type, payload) per packet, in arrival order.
-fn capture_rtp(
-    socket: UdpSocket,
-    done: Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<Vec<(u8, Vec<u8>)>> {
+/// What a capture socket got: (payload type, payload, SSRC) per packet, in arrival order.
+type Captured = Vec<(u8, Vec<u8>, u32)>;
+
+fn capture_rtp(socket: UdpSocket, done: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<Captured> {
     std::thread::spawn(move || {
         socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         let mut packets = Vec::new();
@@ -260,7 +259,10 @@ fn capture_rtp(
         // Read until the call is over and the socket has been quiet for one timeout.
         loop {
             match socket.recv(&mut buf) {
-                Ok(n) if n > 12 => packets.push((buf[1] & 0x7f, buf[12..n].to_vec())),
+                Ok(n) if n > 12 => {
+                    let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+                    packets.push((buf[1] & 0x7f, buf[12..n].to_vec(), ssrc))
+                }
                 Ok(_) => {}
                 Err(_) if done.load(std::sync::atomic::Ordering::SeqCst) => return packets,
                 Err(_) => {}
@@ -333,8 +335,8 @@ fn rms_serve_answers_plays_the_prompt_and_hangs_up() {
         let packets = capture.join().unwrap();
         // A 3.0 s prompt at 20 ms: 150 ± 2 packets, all of the offered payload type.
         assert!((148..=152).contains(&packets.len()), "{codec}: {} packets", packets.len());
-        assert!(packets.iter().all(|(p, _)| p.to_string() == pt), "{codec}: payload types");
-        let payload: Vec<u8> = packets.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+        assert!(packets.iter().all(|(p, _, _)| p.to_string() == pt), "{codec}: payload types");
+        let payload: Vec<u8> = packets.iter().flat_map(|(_, p, _)| p.iter().copied()).collect();
         let corr = correlation_with_prompt(&payload, sox_type, &name);
         eprintln!("{codec}: {} RTP packets, correlation {corr:.4} with the prompt (sox-decoded)", packets.len());
         assert!(corr >= 0.98, "{codec}: correlation {corr:.4} with the prompt");
@@ -384,4 +386,42 @@ fn sigterm_ends_active_calls_with_bye_and_exits_0() {
             panic!("rms did not exit within 10 s of SIGTERM");
         }
     }
+}
+
+#[test]
+fn a_script_syntax_error_stops_rms_serve_with_file_and_line() {
+    let dir = work_dir("bad-script");
+    let script = dir.join("broken.lua");
+    std::fs::write(&script, "function request_route(call)\n  call:answer(\nend\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rms"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--script"])
+        .arg(&script)
+        .output()
+        .expect("run rms serve");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{}:3:", script.display())), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The load acceptance at CI size: concurrent IVR calls all succeed and each gets its whole
+/// prompt (`cargo run --release --example ivr_load` runs the full 200-call version).
+#[test]
+fn concurrent_ivr_calls_each_get_the_full_prompt() {
+    let server = Server::start(&serve_config("45000-45999")).expect("rms serve starts");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_port = socket.local_addr().unwrap().port().to_string();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let capture = capture_rtp(socket, done.clone());
+    let args = ["-sf", &scenario("ivr_call"), "-m", "40", "-r", "20", "-l", "40", "-set", "rtp_port", &rtp_port];
+    sipp("ivr-load", server.local_addr(), &[&args[..], &["-set", "pt", "0", "-set", "codec", "PCMU"]].concat());
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut per_call: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+    for (_, _, ssrc) in capture.join().unwrap() {
+        *per_call.entry(ssrc).or_default() += 1;
+    }
+    assert_eq!(per_call.len(), 40, "one RTP stream per call");
+    assert!(per_call.values().all(|n| (148..=152).contains(n)), "packets per call: {per_call:?}");
+    let (app, _) = server.shutdown();
+    assert_eq!(app.sessions().counts().calls, 0);
 }
