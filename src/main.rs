@@ -45,7 +45,7 @@ struct ServeArgs {
     /// HTTP address for /sessions and /metrics (not served yet)
     #[arg(long)]
     http: Option<SocketAddr>,
-    /// Append one JSON object per ended call to this file (not written yet)
+    /// Append one JSON object per ended call to this file (JSON Lines)
     #[arg(long)]
     call_log: Option<PathBuf>,
     /// A TOML file with the same keys as these flags
@@ -95,8 +95,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => ConfigFile::default(),
     };
     let config = ServeConfig::from_file(file.overridden_by(flags))?;
-    if config.http.is_some() || config.call_log.is_some() {
-        tracing::warn!("--http and --call-log are accepted but not implemented yet");
+    if config.http.is_some() {
+        tracing::warn!("--http is accepted but not implemented yet");
     }
     let server = Server::start(&config)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("signal runtime")?;

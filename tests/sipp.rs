@@ -305,7 +305,11 @@ fn correlation_with_prompt(payload: &[u8], sox_type: &str, name: &str) -> f64 {
 
 #[test]
 fn rms_serve_answers_plays_the_prompt_and_hangs_up() {
-    let server = Server::start(&serve_config("42000-42099")).expect("rms serve starts");
+    let log_dir = work_dir("call-log");
+    let call_log = log_dir.join("calls.jsonl");
+    let mut config = serve_config("42000-42099");
+    config.call_log = Some(call_log.clone());
+    let server = Server::start(&config).expect("rms serve starts");
     for (pt, codec, sox_type) in [("0", "PCMU", "ul"), ("8", "PCMA", "al")] {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let rtp_port = socket.local_addr().unwrap().port().to_string();
@@ -343,6 +347,24 @@ fn rms_serve_answers_plays_the_prompt_and_hangs_up() {
     }
     let (app, _) = server.shutdown();
     assert_eq!(app.sessions().counts().calls, 0);
+    // --call-log: one JSON object per call, with the seed's two tables structured.
+    let text = std::fs::read_to_string(&call_log).unwrap();
+    let calls: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(calls.len(), 2, "{text}");
+    for (call, codec) in calls.iter().zip(["PCMU", "PCMA"]) {
+        assert_eq!(call["codec"], codec);
+        assert_eq!(call["end_reason"], "rms_bye");
+        assert_eq!(call["hung_up_by"], "rms");
+        // 150 packets, the last sent 2.98 s after the first; then the BYE.
+        assert!(call["duration_s"].as_f64().unwrap() >= 2.9, "{call}");
+        let leg = &call["legs"][0];
+        let sent = leg["rtp"]["sent_packets"].as_u64().unwrap();
+        assert!((148..=152).contains(&sent), "{call}");
+        let filters: Vec<&str> =
+            leg["filters"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+        assert!(filters.contains(&"rtp_send") && filters.contains(&"encoder"), "{filters:?}");
+    }
+    let _ = std::fs::remove_dir_all(&log_dir);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The only I/O in rms: real clocks, sockets and threads. Everything here is a thin driver around a
 //! sans-IO core.
 
+pub mod call_log;
 pub mod media;
 pub mod server;
 pub mod signalling;

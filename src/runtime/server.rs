@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use rms_filters::codec::CodecKind;
 
+use super::call_log::CallLog;
 use super::media::{MediaRequest, MediaThread};
 use super::signalling::{SignallingApp, SignallingConfig, SignallingThread};
 use crate::config::ServeConfig;
 use crate::media::{LegId, MediaCmd, MediaEvent};
 use crate::script::LuaHost;
-use crate::session::{RtpPorts, ScriptError, SessionConfig, Sessions};
+use crate::session::{RtpPorts, ScriptError, SessionConfig, SessionCounts, Sessions};
 use crate::sip::{Endpoint, SipEvent};
 
 /// The example IVR script, built in: `rms serve` without `--script` runs it.
@@ -87,6 +88,7 @@ pub struct ServerApp {
     host: LuaHost,
     ports: RtpPortPool,
     media: MediaThread,
+    call_log: Option<CallLog>,
 }
 
 impl ServerApp {
@@ -101,8 +103,16 @@ impl ServerApp {
                 _ => self.media.cmd(cmd),
             }
         }
-        // The call log (issue 4, item 6) will write these; the session layer already logged them.
-        while self.sessions.poll_ended().is_some() {}
+        while let Some(record) = self.sessions.poll_ended() {
+            if let Some(report) = &record.leg {
+                tracing::debug!(call = %record.id, "call ended\n{report}");
+            }
+            if let Some(log) = &mut self.call_log {
+                if let Err(e) = log.append(&record) {
+                    tracing::error!(call = %record.id, error = %e, "call log write failed");
+                }
+            }
+        }
         while let Some((leg, report)) = self.sessions.poll_report() {
             tracing::debug!(?leg, "leg closed\n{report}");
         }
@@ -136,8 +146,9 @@ impl SignallingApp for ServerApp {
         self.pump();
     }
 
+    /// No call, and every leg closed (so every call's record is written).
     fn is_idle(&self) -> bool {
-        self.sessions.counts().calls == 0
+        self.sessions.counts() == SessionCounts::default()
     }
 }
 
@@ -164,8 +175,18 @@ impl Server {
             },
             fastrand::u64(..),
         );
-        let app =
-            ServerApp { sessions, host, ports: RtpPortPool::new(config.media_ip, config.rtp_ports.clone()), media };
+        // The signalling task's clock starts right after this; the call log's absolute times are
+        // off by that much (well under a millisecond).
+        #[allow(clippy::disallowed_methods)] // the runtime owns the wall clock
+        let call_log = match &config.call_log {
+            Some(path) => Some(
+                CallLog::open(path, std::time::SystemTime::now())
+                    .map_err(|source| ServeError::Bind { what: format!("call log {}", path.display()), source })?,
+            ),
+            None => None,
+        };
+        let ports = RtpPortPool::new(config.media_ip, config.rtp_ports.clone());
+        let app = ServerApp { sessions, host, ports, media, call_log };
         let signalling = SignallingThread::spawn_with_inputs(SignallingConfig::new(config.listen), app, events)
             .map_err(|source| ServeError::Bind { what: format!("SIP on {}", config.listen), source })?;
         tracing::info!(listen = %signalling.local_addr(), "rms serving (UDP and TCP)");

@@ -80,6 +80,31 @@ pub struct CallRecord {
     pub answered: Option<Duration>,
     pub ended: Duration,
     pub reason: EndReason,
+    /// The media leg's report (RTP statistics, filter usage), when the call had media.
+    pub leg: Option<LegReport>,
+}
+
+impl EndReason {
+    /// A stable name for logs and the call log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EndReason::CallerBye => "caller_bye",
+            EndReason::RmsBye => "rms_bye",
+            EndReason::Cancelled => "cancelled",
+            EndReason::Rejected { .. } => "rejected",
+            EndReason::AckTimeout => "ack_timeout",
+            EndReason::Error { .. } => "error",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+
+    /// Who ended the call: `caller` or `rms`.
+    pub fn hung_up_by(&self) -> &'static str {
+        match self {
+            EndReason::CallerBye | EndReason::Cancelled => "caller",
+            _ => "rms",
+        }
+    }
 }
 
 /// What is alive, for leak checks.
@@ -135,6 +160,8 @@ pub struct Sessions {
     closing: HashMap<LegId, u16>,
     /// Legs whose port can go back at once (media never started).
     release_now: Vec<LegId>,
+    /// Ended calls waiting for their leg's report before they are complete.
+    awaiting_report: HashMap<LegId, CallRecord>,
     next_call: u64,
     next_leg: u32,
     next_token: u64,
@@ -154,6 +181,7 @@ impl Sessions {
             by_leg: HashMap::new(),
             closing: HashMap::new(),
             release_now: Vec::new(),
+            awaiting_report: HashMap::new(),
             next_call: 0,
             next_leg: 0,
             next_token: 0,
@@ -169,12 +197,12 @@ impl Sessions {
         self.media.pop_front()
     }
 
-    /// Calls that ended, for the call log.
+    /// Calls that ended, for the call log (a call with media once its leg has reported).
     pub fn poll_ended(&mut self) -> Option<CallRecord> {
         self.ended.pop_front()
     }
 
-    /// Leg reports (RTP statistics, filter usage) as legs close.
+    /// Leg reports that belong to no ended call (none in normal operation).
     pub fn poll_report(&mut self) -> Option<(LegId, LegReport)> {
         self.reports.pop_front()
     }
@@ -275,7 +303,13 @@ impl Sessions {
                 if self.closing.remove(&leg).is_some() {
                     ports.release(leg);
                 }
-                self.reports.push_back((leg, report));
+                match self.awaiting_report.remove(&leg) {
+                    Some(mut record) => {
+                        record.leg = Some(report);
+                        self.ended.push_back(record);
+                    }
+                    None => self.reports.push_back((leg, report)),
+                }
             }
         }
         self.release_ports(ports);
@@ -685,9 +719,11 @@ impl Sessions {
         if let Some(d) = &call.dialog {
             self.by_dialog.remove(d);
         }
+        let mut awaiting = None;
         if let Some(leg) = call.leg {
             self.by_leg.remove(&leg);
             if call.media_running {
+                awaiting = Some(leg);
                 // The port stays bound until the media thread closes the leg's socket.
                 self.closing.insert(leg, call.port.unwrap_or(0));
                 self.media.push_back(MediaCmd::DestroyLeg { leg });
@@ -696,7 +732,7 @@ impl Sessions {
             }
         }
         tracing::info!(call = %call.view.id, ?reason, "call ended");
-        self.ended.push_back(CallRecord {
+        let record = CallRecord {
             id: call.view.id,
             from: call.view.from,
             to: call.view.to,
@@ -706,7 +742,14 @@ impl Sessions {
             answered: call.answered,
             ended: now,
             reason,
-        });
+            leg: None,
+        };
+        match awaiting {
+            Some(leg) => {
+                self.awaiting_report.insert(leg, record);
+            }
+            None => self.ended.push_back(record),
+        }
     }
 
     fn call_id(&self, id: u64) -> String {

@@ -86,11 +86,21 @@ struct World {
     rtp: HashMap<LegId, usize>,
     /// Whether the caller sent its INVITE without SDP (it then answers in the ACK).
     late_offer: bool,
+    voice_dir: PathBuf,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.voice_dir);
+    }
 }
 
 impl World {
     fn new(host: ScriptedHost) -> Self {
-        let voice_dir = std::env::temp_dir().join(format!("rms-session-test-{}", std::process::id()));
+        // One directory per world: tests run in parallel and must not rewrite each other's prompt.
+        static WORLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = WORLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let voice_dir = std::env::temp_dir().join(format!("rms-session-test-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&voice_dir).unwrap();
         // A 1.0 s, 440 Hz prompt at 8 kHz.
         let prompt = rms_filters::testing::sine(8000, 440.0, 8000.0, 8000);
@@ -113,6 +123,7 @@ impl World {
             to_caller: Vec::new(),
             rtp: HashMap::new(),
             late_offer: false,
+            voice_dir,
         }
     }
 
@@ -244,6 +255,8 @@ fn answer_play_hangup_sends_the_prompt_then_one_bye_and_frees_everything() {
     let record = w.sessions.poll_ended().unwrap();
     assert_eq!(record.reason, EndReason::RmsBye);
     assert_eq!(record.codec, Some(CodecKind::Pcmu));
+    let report = record.leg.expect("the leg's report completes the record");
+    assert_eq!(report.sent.packets, packets[0] as u64);
     w.assert_all_freed();
 }
 
