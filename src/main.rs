@@ -22,6 +22,12 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// List the codecs this build supports, like `rtpengine --codecs`.
     Codecs,
+    /// Print a running server's active calls (Kamailio's rms_sessions_dump), from its --http address.
+    Sessions {
+        /// The server's --http address
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+    },
 }
 
 /// Every flag has a key of the same name in the `--config` TOML file; flags win.
@@ -42,7 +48,7 @@ struct ServeArgs {
     /// Where prompts are read from; play() paths may not leave it [default: voice_files]
     #[arg(long)]
     voice_dir: Option<PathBuf>,
-    /// HTTP address for /sessions and /metrics (not served yet)
+    /// HTTP address for GET /sessions (JSON) and GET /metrics (Prometheus)
     #[arg(long)]
     http: Option<SocketAddr>,
     /// Append one JSON object per ended call to this file (JSON Lines)
@@ -57,6 +63,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(*args),
+        Command::Sessions { http } => sessions(http),
         Command::Codecs => {
             for kind in [CodecKind::Pcmu, CodecKind::Pcma] {
                 let pt = kind.static_payload_type().map_or("dynamic".to_string(), |p| p.to_string());
@@ -95,9 +102,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => ConfigFile::default(),
     };
     let config = ServeConfig::from_file(file.overridden_by(flags))?;
-    if config.http.is_some() {
-        tracing::warn!("--http is accepted but not implemented yet");
-    }
     let server = Server::start(&config)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("signal runtime")?;
     rt.block_on(async {
@@ -111,4 +115,45 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (app, _) = server.shutdown();
     tracing::info!(calls_left = app.sessions().counts().calls, "rms stopped");
     Ok(())
+}
+
+fn sessions(http: SocketAddr) -> anyhow::Result<()> {
+    let body = http_get(http, "/sessions").with_context(|| format!("GET http://{http}/sessions"))?;
+    let calls: Vec<rms::session::CallSummary> = serde_json::from_str(&body).context("reading /sessions")?;
+    println!("{} active call(s)", calls.len());
+    for c in &calls {
+        println!(
+            "call-id: {}\n  from: {}\n  to: {}\n  ruri: {}  source: {}\n  state: {}  codec: {}  age: {:.1} s  answered: {}  \
+playing: {}  rtp port: {}",
+            c.id,
+            c.from,
+            c.to,
+            c.ruri,
+            c.source,
+            c.state,
+            if c.codec.is_empty() { "-" } else { &c.codec },
+            c.age_s,
+            c.answered_s.map_or("-".to_string(), |a| format!("{a:.1} s ago")),
+            c.playing,
+            c.rtp_port.map_or("-".to_string(), |p| p.to_string()),
+        );
+    }
+    Ok(())
+}
+
+/// One HTTP/1.0 GET to our own server. Written by hand: a client crate for a single request to a
+/// known peer would cost more build time than these lines.
+fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").context("no HTTP header end")?;
+    let status = head.lines().next().unwrap_or_default();
+    if !status.contains(" 200 ") {
+        anyhow::bail!("{status}");
+    }
+    Ok(body.to_string())
 }

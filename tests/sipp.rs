@@ -447,3 +447,53 @@ fn concurrent_ivr_calls_each_get_the_full_prompt() {
     let (app, _) = server.shutdown();
     assert_eq!(app.sessions().counts().calls, 0);
 }
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn http_sessions_metrics_and_the_sessions_command() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut rms = Command::new(env!("CARGO_BIN_EXE_rms"))
+        .args(["serve", "--listen", &listen, "--rtp-ports", "43100-43199", "--http", &http.to_string()])
+        .arg("--voice-dir")
+        .arg(format!("{}/voice_files", env!("CARGO_MANIFEST_DIR")))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run rms serve");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_port = socket.local_addr().unwrap().port().to_string();
+    let target: SocketAddr = listen.parse().unwrap();
+    let caller = std::thread::spawn(move || {
+        let args = ["-sf", &scenario("ivr_call"), "-m", "1", "-set", "rtp_port", &rtp_port, "-set", "pt", "0"];
+        sipp("http", target, &[&args[..], &["-set", "codec", "PCMU"]].concat())
+    });
+    // While the prompt plays: `rms sessions` shows the call.
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = [0u8; 2048];
+    socket.recv(&mut buf).expect("RTP from rms");
+    let out = Command::new(env!("CARGO_BIN_EXE_rms")).args(["sessions", "--http", &http.to_string()]).output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listing} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(listing.starts_with("1 active call(s)"), "{listing}");
+    assert!(listing.contains("state: answered") && listing.contains("codec: PCMU") && listing.contains("playing: 1"));
+    let json = http_get(http, "/sessions");
+    assert!(json.contains("\"ruri\":\"sip:ivr@"), "{json}");
+    caller.join().expect("the call completes");
+    // After the call: its outcome and the media tick histograms.
+    let metrics = http_get(http, "/metrics");
+    assert!(metrics.contains("rms_calls_total{outcome=\"rms_bye\"} 1"), "{metrics}");
+    assert!(metrics.contains("rms_active_calls 0"), "{metrics}");
+    assert!(metrics.contains("rms_tick_duration_seconds_bucket"), "{metrics}");
+    assert!(metrics.contains("rms_tick_lateness_seconds_count"), "{metrics}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(rms.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(rms.wait().unwrap().success());
+}

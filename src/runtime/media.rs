@@ -145,7 +145,13 @@ impl MediaLoop {
         loop {
             let now = self.start.elapsed();
             self.read_sockets(now);
-            self.coordinator.tick(now);
+            let due = self.coordinator.poll_timeout();
+            if self.coordinator.tick(now) > 0 {
+                // No-ops unless a recorder is installed (`rms serve --http`).
+                let took = self.start.elapsed().saturating_sub(now);
+                metrics::histogram!("rms_tick_duration_seconds").record(took.as_secs_f64());
+                metrics::histogram!("rms_tick_lateness_seconds").record(now.saturating_sub(due).as_secs_f64());
+            }
             self.flush();
             let wait = self.coordinator.poll_timeout().saturating_sub(self.start.elapsed());
             match self.requests.recv_timeout(wait) {

@@ -2,11 +2,12 @@
 //! sans-IO core.
 
 pub mod call_log;
+pub mod http;
 pub mod media;
 pub mod server;
 pub mod signalling;
 
 pub use media::{MediaLoop, MediaRequest, MediaThread};
 pub use rms_filters::clock::TscClock;
-pub use server::{RtpPortPool, ServeError, Server, ServerApp};
+pub use server::{RtpPortPool, ServeError, Server, ServerApp, ServerInput};
 pub use signalling::{SignallingApp, SignallingConfig, SignallingTask, SignallingThread};

@@ -15,7 +15,10 @@ use super::signalling::{SignallingApp, SignallingConfig, SignallingThread};
 use crate::config::ServeConfig;
 use crate::media::{LegId, MediaCmd, MediaEvent};
 use crate::script::LuaHost;
-use crate::session::{RtpPorts, ScriptError, SessionConfig, SessionCounts, Sessions};
+use crate::session::{CallSummary, RtpPorts, ScriptError, SessionConfig, SessionCounts, Sessions};
+use tokio::sync::{mpsc, oneshot};
+
+use super::http::HttpThread;
 use crate::sip::{Endpoint, SipEvent};
 
 /// The example IVR script, built in: `rms serve` without `--script` runs it.
@@ -107,12 +110,14 @@ impl ServerApp {
             if let Some(report) = &record.leg {
                 tracing::debug!(call = %record.id, "call ended\n{report}");
             }
+            metrics::counter!("rms_calls_total", "outcome" => record.reason.name()).increment(1);
             if let Some(log) = &mut self.call_log {
                 if let Err(e) = log.append(&record) {
                     tracing::error!(call = %record.id, error = %e, "call log write failed");
                 }
             }
         }
+        metrics::gauge!("rms_active_calls").set(self.sessions.counts().calls as f64);
         while let Some((leg, report)) = self.sessions.poll_report() {
             tracing::debug!(?leg, "leg closed\n{report}");
         }
@@ -127,17 +132,36 @@ impl ServerApp {
     }
 }
 
+/// What reaches the signalling task besides SIP.
+// Nearly every input is a media event: boxing it would allocate for each to save space on the rare
+// `/sessions` request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum ServerInput {
+    /// From the media thread.
+    Media(MediaEvent),
+    /// `GET /sessions`: the active calls.
+    Sessions(oneshot::Sender<Vec<CallSummary>>),
+}
+
 impl SignallingApp for ServerApp {
-    type Input = MediaEvent;
+    type Input = ServerInput;
 
     fn handle_event(&mut self, now: Duration, event: SipEvent, endpoint: &mut Endpoint) {
         self.sessions.handle_sip(now, event, endpoint, &mut self.host, &mut self.ports);
         self.pump();
     }
 
-    fn handle_input(&mut self, now: Duration, event: MediaEvent, endpoint: &mut Endpoint) {
-        self.sessions.handle_media(now, event, endpoint, &mut self.host, &mut self.ports);
-        self.pump();
+    fn handle_input(&mut self, now: Duration, input: ServerInput, endpoint: &mut Endpoint) {
+        match input {
+            ServerInput::Media(event) => {
+                self.sessions.handle_media(now, event, endpoint, &mut self.host, &mut self.ports);
+                self.pump();
+            }
+            ServerInput::Sessions(reply) => {
+                let _ = reply.send(self.sessions.summaries(now));
+            }
+        }
     }
 
     fn begin_shutdown(&mut self, now: Duration, endpoint: &mut Endpoint) {
@@ -155,6 +179,7 @@ impl SignallingApp for ServerApp {
 /// A running server (signalling thread + media thread).
 pub struct Server {
     signalling: SignallingThread<ServerApp>,
+    http: Option<HttpThread>,
 }
 
 impl Server {
@@ -187,18 +212,46 @@ impl Server {
         };
         let ports = RtpPortPool::new(config.media_ip, config.rtp_ports.clone());
         let app = ServerApp { sessions, host, ports, media, call_log };
-        let signalling = SignallingThread::spawn_with_inputs(SignallingConfig::new(config.listen), app, events)
+        let (inputs_tx, inputs) = mpsc::unbounded_channel();
+        let media_events = inputs_tx.clone();
+        let mut events = events;
+        std::thread::Builder::new()
+            .name("rms-media-events".into())
+            .spawn(move || {
+                // Ends when the media thread drops its sender or the signalling task is gone.
+                while let Some(event) = events.blocking_recv() {
+                    if media_events.send(ServerInput::Media(event)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|source| ServeError::Bind { what: "media event thread".into(), source })?;
+        let http = match config.http {
+            Some(addr) => Some(
+                HttpThread::spawn(addr, inputs_tx.clone())
+                    .map_err(|source| ServeError::Bind { what: format!("HTTP on {addr}"), source })?,
+            ),
+            None => None,
+        };
+        drop(inputs_tx);
+        let signalling = SignallingThread::spawn_with_inputs(SignallingConfig::new(config.listen), app, inputs)
             .map_err(|source| ServeError::Bind { what: format!("SIP on {}", config.listen), source })?;
         tracing::info!(listen = %signalling.local_addr(), "rms serving (UDP and TCP)");
-        Ok(Self { signalling })
+        Ok(Self { signalling, http })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.signalling.local_addr()
     }
 
+    /// The HTTP address, when `--http` was given.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|h| h.local_addr())
+    }
+
     /// End every call with BYE, wait for them to settle (bounded), stop.
     pub fn shutdown(self) -> (ServerApp, Endpoint) {
+        drop(self.http);
         self.signalling.shutdown()
     }
 }

@@ -107,6 +107,27 @@ impl EndReason {
     }
 }
 
+/// One active call, for `/sessions` and `rms sessions`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CallSummary {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub ruri: String,
+    pub source: String,
+    /// Empty until answered.
+    pub codec: String,
+    /// `unanswered` or `answered`.
+    pub state: String,
+    /// Seconds since the INVITE.
+    pub age_s: f64,
+    /// Seconds since the answer.
+    pub answered_s: Option<f64>,
+    /// Prompts playing now.
+    pub playing: usize,
+    pub rtp_port: Option<u16>,
+}
+
 /// What is alive, for leak checks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionCounts {
@@ -214,6 +235,31 @@ impl Sessions {
     /// The active calls as scripts see them.
     pub fn calls(&self) -> impl Iterator<Item = &CallView> {
         self.calls.values().map(|c| &c.view)
+    }
+
+    /// The active calls, oldest first.
+    pub fn summaries(&self, now: Duration) -> Vec<CallSummary> {
+        let mut calls: Vec<&Call> = self.calls.values().collect();
+        calls.sort_by_key(|c| c.started);
+        calls
+            .into_iter()
+            .map(|c| CallSummary {
+                id: c.view.id.clone(),
+                from: c.view.from.clone(),
+                to: c.view.to.clone(),
+                ruri: c.view.ruri.clone(),
+                source: c.view.source.to_string(),
+                codec: c.view.codec.clone(),
+                state: match c.state {
+                    CallState::Unanswered => "unanswered".into(),
+                    CallState::Answered => "answered".into(),
+                },
+                age_s: now.saturating_sub(c.started).as_secs_f64(),
+                answered_s: c.answered.map(|a| now.saturating_sub(a).as_secs_f64()),
+                playing: c.plays.len(),
+                rtp_port: c.port,
+            })
+            .collect()
     }
 
     /// A SIP event from the endpoint.
