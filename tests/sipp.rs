@@ -497,3 +497,61 @@ fn http_sessions_metrics_and_the_sessions_command() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(rms.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     assert!(rms.wait().unwrap().success());
 }
+
+/// A Lua error in one call's route ends that call (BYE) and leaves the others playing.
+#[test]
+fn a_lua_error_in_one_call_does_not_touch_the_others() {
+    let dir = work_dir("lua-error-script");
+    let script = dir.join("flaky.lua");
+    std::fs::write(
+        &script,
+        r#"
+function request_route(call) call:answer("rms:start") end
+event_route["rms:start"] = function(call)
+  -- sipp numbers its calls: "1-<pid>@...", "2-<pid>@..."
+  if call.id:sub(1, 2) == "1-" then error("scripted failure for call 1") end
+  call:play("welcome-8k.wav", "rms:after_play")
+end
+event_route["rms:after_play"] = function(call) call:hangup() end
+"#,
+    )
+    .unwrap();
+    let call_log = dir.join("calls.jsonl");
+    let mut config = serve_config("45100-45199");
+    config.script = Some(script);
+    config.call_log = Some(call_log.clone());
+    let server = Server::start(&config).expect("rms serve starts");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_port = socket.local_addr().unwrap().port().to_string();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let capture = capture_rtp(socket, done.clone());
+    let args = ["-sf", &scenario("ivr_call"), "-m", "2", "-r", "10", "-l", "2", "-set", "rtp_port", &rtp_port];
+    sipp("lua-error", server.local_addr(), &[&args[..], &["-set", "pt", "0", "-set", "codec", "PCMU"]].concat());
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut per_call: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+    for (_, _, ssrc) in capture.join().unwrap() {
+        *per_call.entry(ssrc).or_default() += 1;
+    }
+    let counts: Vec<usize> = per_call.values().copied().collect();
+    assert_eq!(counts.len(), 1, "only the healthy call sent RTP: {per_call:?}");
+    assert!((148..=152).contains(&counts[0]), "the healthy call got its whole prompt: {counts:?}");
+    server.shutdown();
+    let text = std::fs::read_to_string(&call_log).unwrap();
+    let mut reasons: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["end_reason"].as_str().unwrap().to_string())
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons, vec!["error", "rms_bye"]);
+    assert!(text.contains("flaky.lua:5: scripted failure for call 1"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rms_serve_answers_an_offer_without_a_common_codec_with_488() {
+    let server = Server::start(&serve_config("45200-45299")).expect("rms serve starts");
+    sipp("no-common-codec", server.local_addr(), &["-sf", &scenario("no_common_codec"), "-m", "1"]);
+    let (app, _) = server.shutdown();
+    assert_eq!(app.sessions().counts(), rms::session::SessionCounts::default());
+    assert_eq!(app.ports().in_use(), 0, "the port taken for the answer went back");
+}
