@@ -8,7 +8,7 @@
 //!
 //! Without `--target` it starts rms in this process (release build, the example script, the
 //! repository's voice_files/). sipp (Debian's sip-tester) places the calls with
-//! tests/sipp/ivr_call.xml; every call's SDP points its RTP at one local socket, and packets are
+//! examples/ivr_call.xml; every call's SDP points its RTP at one local socket, and packets are
 //! told apart by SSRC (one per call leg). Prints calls OK/failed (sipp's counts), the setup rate,
 //! and RTP packets received per call (a full prompt is 150 ± 2).
 #![allow(clippy::disallowed_methods)] // a load tool measures real time
@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
         }
     });
 
-    let scenario = format!("{root}/tests/sipp/ivr_call.xml");
+    let scenario = format!("{root}/examples/ivr_call.xml");
     let started = Instant::now();
     let out = Command::new("sipp")
         .arg(target.to_string())

@@ -38,7 +38,9 @@ fn free_port() -> u16 {
 }
 
 fn scenario(name: &str) -> String {
-    format!("{}/tests/sipp/{name}.xml", env!("CARGO_MANIFEST_DIR"))
+    // The IVR caller is an example users run too; the others are test scenarios.
+    let dir = if name == "ivr_call" { "examples" } else { "tests/sipp" };
+    format!("{}/{dir}/{name}.xml", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn work_dir(name: &str) -> PathBuf {
