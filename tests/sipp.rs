@@ -370,7 +370,13 @@ fn rms_serve_answers_plays_the_prompt_and_hangs_up() {
 }
 
 #[test]
-fn sigterm_ends_active_calls_with_bye_and_exits_0() {
+fn sigterm_and_sigint_end_active_calls_with_bye_and_exit_0() {
+    for signal in [nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGINT] {
+        stop_with(signal);
+    }
+}
+
+fn stop_with(signal: nix::sys::signal::Signal) {
     let listen = format!("127.0.0.1:{}", free_port());
     let mut rms = Command::new(env!("CARGO_BIN_EXE_rms"))
         .args(["serve", "--listen", &listen, "--rtp-ports", "43000-43099"])
@@ -385,7 +391,7 @@ fn sigterm_ends_active_calls_with_bye_and_exits_0() {
     let target: SocketAddr = listen.parse().unwrap();
     let caller = std::thread::spawn(move || {
         let args = ["-sf", &scenario("ivr_call"), "-m", "1", "-set", "rtp_port", &rtp_port, "-set", "pt", "0"];
-        sipp("sigterm", target, &[&args[..], &["-set", "codec", "PCMU"]].concat())
+        sipp(&format!("{signal}"), target, &[&args[..], &["-set", "codec", "PCMU"]].concat())
     });
     // The call is up once its RTP flows: then stop rms. The scenario passes only if rms's BYE
     // comes (its 3 s prompt is cut short), with one To tag.
@@ -393,7 +399,7 @@ fn sigterm_ends_active_calls_with_bye_and_exits_0() {
     let mut buf = [0u8; 2048];
     socket.recv(&mut buf).expect("RTP from rms");
     let pid = nix::unistd::Pid::from_raw(rms.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(pid, signal).unwrap();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let capture = capture_rtp(socket, done.clone());
     caller.join().expect("sipp got rms's BYE");
@@ -404,10 +410,10 @@ fn sigterm_ends_active_calls_with_bye_and_exits_0() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(rms.wait()));
     match rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(status) => assert!(status.unwrap().success(), "rms exit status"),
+        Ok(status) => assert!(status.unwrap().success(), "rms exit status after {signal}"),
         Err(_) => {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            panic!("rms did not exit within 10 s of SIGTERM");
+            panic!("rms did not exit within 10 s of {signal}");
         }
     }
 }
