@@ -438,7 +438,7 @@ fn a_script_syntax_error_stops_rms_serve_with_file_and_line() {
 /// prompt (`cargo run --release --example ivr_load` runs the full 200-call version).
 #[test]
 fn concurrent_ivr_calls_each_get_the_full_prompt() {
-    let server = Server::start(&serve_config("45000-45999")).expect("rms serve starts");
+    let server = Server::start(&serve_config("45000-45099")).expect("rms serve starts");
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let rtp_port = socket.local_addr().unwrap().port().to_string();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
