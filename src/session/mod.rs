@@ -663,6 +663,15 @@ impl Sessions {
             Ok((a, n))
         });
         match answer {
+            Ok((sdp, n)) if call.media_running => {
+                // The answer to the offer in our 200 to a re-INVITE without SDP.
+                call.last_offer = Some(sdp);
+                let media =
+                    LegMedia { remote: n.remote_rtp, codec: n.codec, payload_type: n.payload_type, ptime_ms: n.ptime };
+                call.view.codec = n.codec.name().to_string();
+                call.negotiated = Some(n);
+                self.media.push_back(MediaCmd::UpdateLeg { leg, media });
+            }
             Ok((sdp, n)) => {
                 call.last_offer = Some(sdp);
                 self.start_media(id, leg, n);
@@ -685,10 +694,36 @@ impl Sessions {
         };
         let config = &self.config;
         let Some(call) = self.calls.get_mut(&id) else { return };
-        let (Some(port), Ok(offer)) = (call.port, SessionDescription::parse(request.body())) else {
-            // No SDP in the re-INVITE (or none we can read): repeat our last SDP as the offer is
-            // not supported yet; refuse cleanly.
+        let Some(port) = call.port else {
             let _ = ep.respond(now, tx, Reply::new(488, "Not Acceptable Here"));
+            return;
+        };
+        // A running leg keeps its codec (the media graph changes destination and ptime in place,
+        // not codec), so re-offers and re-answers name only it; an offer without it gets 488 and
+        // the session stays as it was (RFC 3261 §14.2).
+        let codecs = match &call.negotiated {
+            Some(n) if call.media_running => vec![n.codec],
+            _ => config.codecs.clone(),
+        };
+        if request.body().is_empty() {
+            // RFC 3261 §14.2: a re-INVITE without SDP asks for our offer in the 200; the answer
+            // comes in the ACK (handled in `ack`).
+            let offer = build_offer(&OfferConfig {
+                address: config.media_ip,
+                rtp_port: port,
+                codecs,
+                telephone_event: config.telephone_event,
+                origin: call.origin.next(),
+                direction: Direction::SendRecv,
+            });
+            let body = offer.to_bytes();
+            let _ = ep.respond(now, tx, Reply::new(200, "OK").with_body(Body::sdp(body)));
+            call.our_offer = Some(offer);
+            return;
+        }
+        let Ok(offer) = SessionDescription::parse(request.body()) else {
+            let reply = Reply::new(488, "Not Acceptable Here").with_header("Warning", "399 rms \"unreadable SDP\"");
+            let _ = ep.respond(now, tx, reply);
             return;
         };
         // RFC 3264 §8: the same o= version is the same SDP, so the same answer.
@@ -702,7 +737,7 @@ impl Sessions {
         let answer_config = AnswerConfig {
             address: config.media_ip,
             rtp_port: port,
-            codecs: config.codecs.clone(),
+            codecs,
             telephone_event: config.telephone_event,
             origin,
         };

@@ -86,6 +86,8 @@ struct World {
     rtp: HashMap<LegId, usize>,
     /// Whether the caller sent its INVITE without SDP (it then answers in the ACK).
     late_offer: bool,
+    /// The caller's answer in the ACK.
+    late_answer: &'static str,
     voice_dir: PathBuf,
 }
 
@@ -123,6 +125,7 @@ impl World {
             to_caller: Vec::new(),
             rtp: HashMap::new(),
             late_offer: false,
+            late_answer: LATE_ANSWER,
             voice_dir,
         }
     }
@@ -179,7 +182,7 @@ impl World {
                 if let SipEvent::Response { response, dialog: Some(d), .. } = &e {
                     if response.status() == 200 && response.cseq().unwrap().method == Method::Invite {
                         let late_offer = !response.body().is_empty() && self.late_offer;
-                        let body = late_offer.then(|| Body::sdp(LATE_ANSWER));
+                        let body = late_offer.then(|| Body::sdp(self.late_answer));
                         let _ = self.caller.ack(d, response.cseq().unwrap().seq, body);
                     }
                 }
@@ -373,5 +376,39 @@ fn shutdown_ends_answered_calls_with_bye() {
     w.flush();
     assert_eq!(w.byes().len(), 1);
     assert_eq!(w.sessions.poll_ended().unwrap().reason, EndReason::Shutdown);
+    w.assert_all_freed();
+}
+
+#[test]
+fn reinvite_without_sdp_gets_our_offer_and_the_ack_answer_updates_the_leg() {
+    let mut w = World::new(ScriptedHost::new(&[
+        ("request_route", vec![Action::Answer { route: "rms:start".into() }]),
+        ("rms:start", vec![]),
+    ]));
+    w.invite(Some(OFFER));
+    let dialog = w
+        .caller_events
+        .iter()
+        .find_map(|e| match e {
+            SipEvent::Response { dialog: Some(d), .. } => Some(d.clone()),
+            _ => None,
+        })
+        .unwrap();
+    w.late_offer = true;
+    w.late_answer =
+        "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\n";
+    w.caller.send_in_dialog(w.now, &dialog, Method::Invite, Vec::new(), None).unwrap();
+    w.flush();
+    let ok = w.to_caller.iter().rev().find(|m| m.status() == Some(200)).unwrap();
+    let offer = SessionDescription::parse(ok.body()).expect("our offer in the 200");
+    assert_eq!(offer.origin().sess_version, 2, "a new SDP version");
+    assert_eq!(offer.media()[0].fmt, "0 101", "the running codec only (and telephone-event)");
+    // The caller's ACK answered with a new RTP port: the leg follows, the call stays up.
+    assert!(w.sessions.poll_ended().is_none(), "the call is still up");
+    let summary = &w.sessions.summaries(w.now)[0];
+    assert_eq!(summary.codec, "PCMU");
+    assert_eq!(w.media.leg_count(), 1, "the leg was updated, not recreated");
+    w.caller.send_in_dialog(w.now, &dialog, Method::Bye, Vec::new(), None).unwrap();
+    w.flush();
     w.assert_all_freed();
 }
