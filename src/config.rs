@@ -16,6 +16,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("rtp-ports {value:?}: expected LOW-HIGH with even LOW, 1024 <= LOW < HIGH <= 65535")]
     RtpPorts { value: String },
+    #[error("sip timers: need 0 < sip-t1-ms <= sip-t2-ms and sip-t4-ms > 0 (got T1 {t1} ms, T2 {t2} ms, T4 {t4} ms)")]
+    Timers { t1: u64, t2: u64, t4: u64 },
     #[error("voice-dir {path}: {source}")]
     VoiceDir { path: PathBuf, source: std::io::Error },
 }
@@ -32,6 +34,12 @@ pub struct ConfigFile {
     pub http: Option<SocketAddr>,
     pub call_log: Option<PathBuf>,
     pub vq_collector: Option<String>,
+    /// RFC 3261 T1 in milliseconds (default 500).
+    pub sip_t1_ms: Option<u64>,
+    /// RFC 3261 T2 in milliseconds (default 4000).
+    pub sip_t2_ms: Option<u64>,
+    /// RFC 3261 T4 in milliseconds (default 5000).
+    pub sip_t4_ms: Option<u64>,
 }
 
 impl ConfigFile {
@@ -53,6 +61,9 @@ impl ConfigFile {
             http: flags.http.or(self.http),
             call_log: flags.call_log.or(self.call_log),
             vq_collector: flags.vq_collector.or(self.vq_collector),
+            sip_t1_ms: flags.sip_t1_ms.or(self.sip_t1_ms),
+            sip_t2_ms: flags.sip_t2_ms.or(self.sip_t2_ms),
+            sip_t4_ms: flags.sip_t4_ms.or(self.sip_t4_ms),
         }
     }
 }
@@ -68,6 +79,7 @@ pub struct ServeConfig {
     pub voice_dir: PathBuf,
     pub http: Option<SocketAddr>,
     pub call_log: Option<PathBuf>,
+    pub timers: crate::sip::TimerConfig,
 }
 
 impl ServeConfig {
@@ -84,7 +96,20 @@ impl ServeConfig {
         // Prompt paths are checked against this directory, so make it absolute now.
         let voice_dir =
             std::path::absolute(&voice_dir).map_err(|source| ConfigError::VoiceDir { path: voice_dir, source })?;
+        let default = crate::sip::TimerConfig::default();
+        let ms = |v: Option<u64>, d: std::time::Duration| v.unwrap_or(d.as_millis() as u64);
+        let (t1, t2, t4) =
+            (ms(file.sip_t1_ms, default.t1), ms(file.sip_t2_ms, default.t2), ms(file.sip_t4_ms, default.t4));
+        if t1 == 0 || t2 < t1 || t4 == 0 {
+            return Err(ConfigError::Timers { t1, t2, t4 });
+        }
+        let timers = crate::sip::TimerConfig {
+            t1: std::time::Duration::from_millis(t1),
+            t2: std::time::Duration::from_millis(t2),
+            t4: std::time::Duration::from_millis(t4),
+        };
         Ok(Self {
+            timers,
             listen,
             script: file.script,
             rtp_ports,
@@ -114,13 +139,16 @@ mod tests {
 
     #[test]
     fn flags_override_the_file_and_defaults_fill_the_rest() {
-        let file: ConfigFile = toml::from_str("listen = \"127.0.0.1:5070\"\nrtp-ports = \"30000-30099\"\n").unwrap();
+        let file: ConfigFile =
+            toml::from_str("listen = \"127.0.0.1:5070\"\nrtp-ports = \"30000-30099\"\nsip-t1-ms = 250\n").unwrap();
         let flags = ConfigFile { rtp_ports: Some("40000-40009".into()), ..ConfigFile::default() };
         let c = ServeConfig::from_file(file.overridden_by(flags)).unwrap();
         assert_eq!(c.listen, "127.0.0.1:5070".parse().unwrap());
         assert_eq!(c.rtp_ports, 40000..=40009);
         assert_eq!(c.media_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
         assert!(c.voice_dir.is_absolute() && c.voice_dir.ends_with("voice_files"));
+        assert_eq!(c.timers.t1, std::time::Duration::from_millis(250));
+        assert_eq!(c.timers.t2, std::time::Duration::from_secs(4));
     }
 
     #[test]
@@ -130,5 +158,7 @@ mod tests {
         for bad in ["20001-20010", "20000", "x-y", "30000-20000", "80-100"] {
             assert!(parse_port_range(bad).is_err(), "{bad}");
         }
+        let bad_timers = ConfigFile { sip_t1_ms: Some(5000), sip_t2_ms: Some(4000), ..ConfigFile::default() };
+        assert!(matches!(ServeConfig::from_file(bad_timers), Err(ConfigError::Timers { .. })));
     }
 }

@@ -54,6 +54,15 @@ struct ServeArgs {
     /// Append one JSON object per ended call to this file (JSON Lines)
     #[arg(long)]
     call_log: Option<PathBuf>,
+    /// SIP timer T1 in ms (RFC 3261 §17) [default: 500]
+    #[arg(long)]
+    sip_t1_ms: Option<u64>,
+    /// SIP timer T2 in ms [default: 4000]
+    #[arg(long)]
+    sip_t2_ms: Option<u64>,
+    /// SIP timer T4 in ms [default: 5000]
+    #[arg(long)]
+    sip_t4_ms: Option<u64>,
     /// A TOML file with the same keys as these flags
     #[arg(long)]
     config: Option<PathBuf>,
@@ -96,6 +105,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         http: args.http,
         call_log: args.call_log,
         vq_collector: None,
+        sip_t1_ms: args.sip_t1_ms,
+        sip_t2_ms: args.sip_t2_ms,
+        sip_t4_ms: args.sip_t4_ms,
     };
     let file = match &args.config {
         Some(path) => ConfigFile::load(path)?,

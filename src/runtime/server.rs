@@ -234,7 +234,9 @@ impl Server {
             None => None,
         };
         drop(inputs_tx);
-        let signalling = SignallingThread::spawn_with_inputs(SignallingConfig::new(config.listen), app, inputs)
+        let mut signalling_config = SignallingConfig::new(config.listen);
+        signalling_config.timers = config.timers;
+        let signalling = SignallingThread::spawn_with_inputs(signalling_config, app, inputs)
             .map_err(|source| ServeError::Bind { what: format!("SIP on {}", config.listen), source })?;
         tracing::info!(listen = %signalling.local_addr(), "rms serving (UDP and TCP)");
         Ok(Self { signalling, http })
