@@ -142,6 +142,9 @@ impl MediaLoop {
     }
 
     pub fn run(mut self) {
+        // Handles taken once: the macros look the metric up by name on every call.
+        let tick_duration = metrics::histogram!("rms_tick_duration_seconds");
+        let tick_lateness = metrics::histogram!("rms_tick_lateness_seconds");
         loop {
             let now = self.start.elapsed();
             self.read_sockets(now);
@@ -149,8 +152,8 @@ impl MediaLoop {
             if self.coordinator.tick(now) > 0 {
                 // No-ops unless a recorder is installed (`rms serve --http`).
                 let took = self.start.elapsed().saturating_sub(now);
-                metrics::histogram!("rms_tick_duration_seconds").record(took.as_secs_f64());
-                metrics::histogram!("rms_tick_lateness_seconds").record(now.saturating_sub(due).as_secs_f64());
+                tick_duration.record(took.as_secs_f64());
+                tick_lateness.record(now.saturating_sub(due).as_secs_f64());
             }
             self.flush();
             let wait = self.coordinator.poll_timeout().saturating_sub(self.start.elapsed());

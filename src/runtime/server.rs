@@ -189,6 +189,11 @@ impl Server {
             Some(path) => LuaHost::load(path)?,
             None => LuaHost::from_source("examples/ivr_play_hangup.lua (built in)", EXAMPLE_SCRIPT)?,
         };
+        if config.http.is_some() {
+            // Before the media thread starts: it takes its metric handles once, from the recorder
+            // installed then.
+            let _ = super::http::prometheus();
+        }
         let (media, events) = MediaThread::spawn(fastrand::u64(..))
             .map_err(|source| ServeError::Bind { what: "media thread".into(), source })?;
         let sessions = Sessions::new(

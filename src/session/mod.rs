@@ -637,7 +637,7 @@ impl Sessions {
     fn start_media(&mut self, id: u64, leg: LegId, n: Negotiated) {
         let Some(call) = self.calls.get_mut(&id) else { return };
         call.view.codec = n.codec.name().to_string();
-        let media = LegMedia { remote: n.remote_rtp, codec: n.codec, payload_type: n.payload_type, ptime_ms: n.ptime };
+        let media = leg_media(&n);
         call.leg = Some(leg);
         call.media_running = true;
         call.negotiated = Some(n);
@@ -666,8 +666,7 @@ impl Sessions {
             Ok((sdp, n)) if call.media_running => {
                 // The answer to the offer in our 200 to a re-INVITE without SDP.
                 call.last_offer = Some(sdp);
-                let media =
-                    LegMedia { remote: n.remote_rtp, codec: n.codec, payload_type: n.payload_type, ptime_ms: n.ptime };
+                let media = leg_media(&n);
                 call.view.codec = n.codec.name().to_string();
                 call.negotiated = Some(n);
                 self.media.push_back(MediaCmd::UpdateLeg { leg, media });
@@ -749,13 +748,7 @@ impl Sessions {
                 call.last_answer = Some(body);
                 let n = answer.negotiated;
                 if let Some(leg) = call.leg.filter(|_| call.media_running) {
-                    let media = LegMedia {
-                        remote: n.remote_rtp,
-                        codec: n.codec,
-                        payload_type: n.payload_type,
-                        ptime_ms: n.ptime,
-                    };
-                    self.media.push_back(MediaCmd::UpdateLeg { leg, media });
+                    self.media.push_back(MediaCmd::UpdateLeg { leg, media: leg_media(&n) });
                 }
                 call.negotiated = Some(n);
             }
@@ -836,6 +829,11 @@ impl Sessions {
     fn call_id(&self, id: u64) -> String {
         self.calls.get(&id).map(|c| c.view.id.clone()).unwrap_or_default()
     }
+}
+
+/// What the media leg needs of a negotiation.
+fn leg_media(n: &Negotiated) -> LegMedia {
+    LegMedia { remote: n.remote_rtp, codec: n.codec, payload_type: n.payload_type, ptime_ms: n.ptime }
 }
 
 /// Resolve a prompt path against the voice directories. Relative paths join the first directory;

@@ -82,56 +82,61 @@ pub struct Dialog {
 impl Dialog {
     /// §12.1.1: the UAS side from the INVITE and our 2xx.
     pub(crate) fn uas(request: &Request, response: &Response, peer: SocketAddr, transport: Transport) -> Option<Self> {
-        let cseq = request.cseq().ok()?;
-        let remote = request.from().ok()?;
-        let local = response.to().ok()?;
-        let remote_target = request.contacts().ok()?.into_iter().next()?.uri;
-        let route_set = request.header_all("Record-Route").into_iter().map(str::to_string).collect();
-        Some(Self {
-            id: DialogId {
-                call_id: request.call_id().ok()?.to_string(),
-                local_tag: local.tag?,
-                remote_tag: remote.tag?,
-            },
-            role: DialogRole::Uas,
-            state: DialogState::Unacked,
-            local_seq: 0,
-            remote_seq: Some(cseq.seq),
-            local_party: response.header("To")?.to_string(),
-            remote_party: request.header("From")?.to_string(),
-            remote_target,
-            route_set,
-            transport,
-            peer,
-            invite_out: false,
-            invite_in: false,
-            pending_2xx: None,
-            last_ack: None,
-            bye_pending: None,
-        })
+        Self::from_exchange(DialogRole::Uas, request, response, peer, transport)
     }
 
-    /// §12.1.2: the UAC side from our INVITE and the 2xx it got. The route set is the 2xx's
-    /// Record-Route in reverse order.
+    /// §12.1.2: the UAC side from our INVITE and the 2xx it got.
     pub(crate) fn uac(request: &Request, response: &Response, peer: SocketAddr, transport: Transport) -> Option<Self> {
-        let local = request.from().ok()?;
-        let remote = response.to().ok()?;
-        let remote_target = response.contacts().ok()?.into_iter().next()?.uri;
-        let route_set = response.header_all("Record-Route").into_iter().rev().map(str::to_string).collect();
+        Self::from_exchange(DialogRole::Uac, request, response, peer, transport)
+    }
+
+    /// The dialog an INVITE and its 2xx create, seen from `role`: our party is the 2xx's To (UAS)
+    /// or the INVITE's From (UAC); the remote target is the other side's Contact; the route set is
+    /// the Record-Route, reversed on the UAC side.
+    fn from_exchange(
+        role: DialogRole,
+        request: &Request,
+        response: &Response,
+        peer: SocketAddr,
+        transport: Transport,
+    ) -> Option<Self> {
+        let cseq = request.cseq().ok()?.seq;
+        let (local, remote, local_party, remote_party, contacts) = match role {
+            DialogRole::Uas => (
+                response.to().ok()?,
+                request.from().ok()?,
+                response.header("To")?,
+                request.header("From")?,
+                request.contacts(),
+            ),
+            DialogRole::Uac => (
+                request.from().ok()?,
+                response.to().ok()?,
+                request.header("From")?,
+                response.header("To")?,
+                response.contacts(),
+            ),
+        };
+        let remote_target = contacts.ok()?.into_iter().next()?.uri;
+        let record_route = match role {
+            DialogRole::Uas => request.header_all("Record-Route"),
+            DialogRole::Uac => response.header_all("Record-Route").into_iter().rev().collect(),
+        };
         Some(Self {
             id: DialogId {
                 call_id: request.call_id().ok()?.to_string(),
                 local_tag: local.tag?,
                 remote_tag: remote.tag?,
             },
-            role: DialogRole::Uac,
+            role,
             state: DialogState::Unacked,
-            local_seq: request.cseq().ok()?.seq,
-            remote_seq: None,
-            local_party: request.header("From")?.to_string(),
-            remote_party: response.header("To")?.to_string(),
+            // The UAS has sent nothing yet; the UAC's INVITE used `cseq` (§12.1.1, §12.1.2).
+            local_seq: if role == DialogRole::Uac { cseq } else { 0 },
+            remote_seq: (role == DialogRole::Uas).then_some(cseq),
+            local_party: local_party.to_string(),
+            remote_party: remote_party.to_string(),
             remote_target,
-            route_set,
+            route_set: record_route.into_iter().map(str::to_string).collect(),
             transport,
             peer,
             invite_out: false,

@@ -259,6 +259,9 @@ pub struct Endpoint {
     client_keys: HashMap<ClientKey, ClientTxId>,
     dialogs: HashMap<DialogId, Dialog>,
     timers: BTreeSet<(Duration, Slot)>,
+    /// Each dialog's entry in `timers`, so it is replaced in O(log n) (transactions keep theirs
+    /// in their entry; a dialog's must outlive the dialog's removal).
+    dialog_timers: HashMap<DialogId, Duration>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SipEvent>,
 }
@@ -276,6 +279,7 @@ impl Endpoint {
             client_keys: HashMap::new(),
             dialogs: HashMap::new(),
             timers: BTreeSet::new(),
+            dialog_timers: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -341,7 +345,10 @@ impl Endpoint {
                     }
                     self.after_client(now, id);
                 }
-                Slot::Dialog(id) => self.dialog_timeout(now, id),
+                Slot::Dialog(id) => {
+                    self.dialog_timers.remove(&id);
+                    self.dialog_timeout(now, id)
+                }
             }
         }
     }
@@ -400,7 +407,7 @@ impl Endpoint {
                     id
                 }
                 None => {
-                    let entry = &self.servers[&tx];
+                    let entry = self.servers.get(&tx).ok_or(EndpointError::UnknownTransaction)?;
                     let dialog = Dialog::uas(&entry.request, &response, entry.source, transport)
                         .ok_or(SipError::MissingHeader { name: "Contact" })?;
                     let id = dialog.id.clone();
@@ -411,7 +418,7 @@ impl Endpoint {
                     id
                 }
             };
-            let cseq = self.servers[&tx].request.cseq().map(|c| c.seq).unwrap_or(0);
+            let cseq = self.servers.get(&tx).and_then(|e| e.request.cseq().ok()).map_or(0, |c| c.seq);
             let t = self.config.timers;
             if let Some(d) = self.dialogs.get_mut(&dialog_id) {
                 d.pending_2xx = Some(Pending2xx {
@@ -465,6 +472,19 @@ impl Endpoint {
         headers: Vec<(String, String)>,
         body: Option<Body>,
     ) -> Result<ClientTxId, EndpointError> {
+        self.send_in_dialog_ending(now, dialog, method, headers, body, DialogEnd::ByeSent)
+    }
+
+    /// [`Endpoint::send_in_dialog`], naming why a BYE ends the dialog.
+    fn send_in_dialog_ending(
+        &mut self,
+        now: Duration,
+        dialog: &DialogId,
+        method: Method,
+        headers: Vec<(String, String)>,
+        body: Option<Body>,
+        bye_reason: DialogEnd,
+    ) -> Result<ClientTxId, EndpointError> {
         let contact = self.contact(self.dialogs.get(dialog).ok_or(EndpointError::UnknownDialog)?.transport);
         let d = self.dialogs.get_mut(dialog).ok_or(EndpointError::UnknownDialog)?;
         if method == Method::Invite && (d.invite_out || d.invite_in) {
@@ -479,7 +499,7 @@ impl Endpoint {
             let id = ClientTxId(self.next());
             let d = self.dialogs.get_mut(dialog).ok_or(EndpointError::UnknownDialog)?;
             d.bye_pending = Some(id);
-            self.events.push_back(SipEvent::DialogEnded { dialog: dialog.clone(), reason: DialogEnd::ByeSent });
+            self.events.push_back(SipEvent::DialogEnded { dialog: dialog.clone(), reason: bye_reason });
             return Ok(id);
         }
         d.local_seq += 1;
@@ -498,7 +518,7 @@ impl Endpoint {
         let id = ClientTxId(self.next());
         self.start_client_as(now, id, req, dest, transport, Some(dialog.clone()));
         if method == Method::Bye {
-            self.end_dialog(dialog, DialogEnd::ByeSent);
+            self.end_dialog(dialog, bye_reason);
         }
         Ok(id)
     }
@@ -707,7 +727,7 @@ impl Endpoint {
             }
             Method::Options => self.auto_reply(now, id, self.options_reply()),
             Method::Invite => {
-                let d = self.dialogs.get_mut(&dialog_id).expect("looked up above");
+                let Some(d) = self.dialogs.get_mut(&dialog_id) else { return };
                 if d.invite_out {
                     // §14.1 glare.
                     return self.auto_reply(now, id, Reply::new(491, "Request Pending"));
@@ -970,8 +990,7 @@ impl Endpoint {
             // §13.3.1.4: no ACK in 64 × T1: confirm, then end the session with a BYE.
             d.pending_2xx = None;
             d.state = DialogState::Confirmed;
-            let _ = self.send_in_dialog(now, &id, Method::Bye, Vec::new(), None);
-            self.replace_last_end(&id, DialogEnd::AckTimeout);
+            let _ = self.send_in_dialog_ending(now, &id, Method::Bye, Vec::new(), None, DialogEnd::AckTimeout);
             return;
         }
         if now >= p.next_at {
@@ -980,18 +999,6 @@ impl Endpoint {
             p.next_at = now + p.interval;
         }
         self.reindex_dialog(&id);
-    }
-
-    /// The BYE we sent for an ACK timeout reports `AckTimeout`, not `ByeSent`.
-    fn replace_last_end(&mut self, id: &DialogId, reason: DialogEnd) {
-        for ev in self.events.iter_mut().rev() {
-            if let SipEvent::DialogEnded { dialog, reason: r } = ev {
-                if dialog == id {
-                    *r = reason;
-                    return;
-                }
-            }
-        }
     }
 
     fn end_dialog(&mut self, id: &DialogId, reason: DialogEnd) {
@@ -1096,10 +1103,13 @@ impl Endpoint {
     }
 
     fn reindex_dialog(&mut self, id: &DialogId) {
-        self.timers.retain(|(_, s)| !matches!(s, Slot::Dialog(d) if d == id));
+        if let Some(old) = self.dialog_timers.remove(id) {
+            self.timers.remove(&(old, Slot::Dialog(id.clone())));
+        }
         let next = self.dialogs.get(id).and_then(|d| d.pending_2xx.as_ref()).map(|p| p.next_at.min(p.give_up_at));
         if let Some(at) = next {
             self.timers.insert((at, Slot::Dialog(id.clone())));
+            self.dialog_timers.insert(id.clone(), at);
         }
     }
 
