@@ -102,10 +102,10 @@ fn assert_nothing_left(server: SignallingThread<AnswerApp>) {
     assert_eq!(endpoint.counts(), EndpointCounts::default(), "transactions or timers left behind");
 }
 
-#[test]
-fn builtin_uac_over_udp() {
+/// sipp's built-in `uac` (INVITE with PCMU, ACK, BYE) over `transport` (`u1` or `t1`).
+fn builtin_uac(transport: &str) {
     let (server, log) = server(short_timers());
-    sipp("uac-udp", server.local_addr(), &["-sn", "uac", "-m", "10", "-r", "20", "-t", "u1"]);
+    sipp(&format!("uac-{transport}"), server.local_addr(), &["-sn", "uac", "-m", "10", "-r", "20", "-t", transport]);
     let log = log.lock().unwrap().clone();
     assert_eq!((log.invites, log.answered, log.acks), (10, 10, 10));
     assert_eq!(log.ended.iter().filter(|e| **e == DialogEnd::ByeReceived).count(), 10);
@@ -115,13 +115,13 @@ fn builtin_uac_over_udp() {
 }
 
 #[test]
+fn builtin_uac_over_udp() {
+    builtin_uac("u1");
+}
+
+#[test]
 fn builtin_uac_over_tcp() {
-    let (server, log) = server(short_timers());
-    sipp("uac-tcp", server.local_addr(), &["-sn", "uac", "-m", "10", "-r", "20", "-t", "t1"]);
-    let log = log.lock().unwrap().clone();
-    assert_eq!((log.invites, log.answered, log.acks), (10, 10, 10));
-    assert_eq!(log.ended.iter().filter(|e| **e == DialogEnd::ByeReceived).count(), 10);
-    assert_nothing_left(server);
+    builtin_uac("t1");
 }
 
 #[test]
@@ -141,20 +141,23 @@ fn bye_from_the_caller() {
     assert_nothing_left(server);
 }
 
-#[test]
-fn bye_from_rms() {
+/// rms hangs up; sipp checks the BYE has one To tag. `transport` is `u1` or `t1`.
+fn bye_from_rms_over(transport: &str) {
     let (server, log) = server(TimerConfig::default());
-    sipp("bye-rms", server.local_addr(), &["-sf", &scenario("bye_from_rms"), "-m", "2"]);
+    let args = ["-sf", &scenario("bye_from_rms"), "-m", "2", "-t", transport];
+    sipp(&format!("bye-rms-{transport}"), server.local_addr(), &args);
     assert_eq!(log.lock().unwrap().ended, vec![DialogEnd::ByeSent; 2]);
     assert_nothing_left(server);
 }
 
 #[test]
+fn bye_from_rms() {
+    bye_from_rms_over("u1");
+}
+
+#[test]
 fn bye_from_rms_over_tcp() {
-    let (server, log) = server(TimerConfig::default());
-    sipp("bye-rms-tcp", server.local_addr(), &["-sf", &scenario("bye_from_rms"), "-m", "2", "-t", "t1"]);
-    assert_eq!(log.lock().unwrap().ended, vec![DialogEnd::ByeSent; 2]);
-    assert_nothing_left(server);
+    bye_from_rms_over("t1");
 }
 
 #[test]

@@ -215,6 +215,17 @@ impl World {
         }
     }
 
+    /// The caller's dialog (from rms's 200).
+    fn caller_dialog(&self) -> DialogId {
+        self.caller_events
+            .iter()
+            .find_map(|e| match e {
+                SipEvent::Response { dialog: Some(d), .. } => Some(d.clone()),
+                _ => None,
+            })
+            .expect("the caller has a dialog")
+    }
+
     fn statuses(&self) -> Vec<u16> {
         self.to_caller.iter().filter_map(|m| m.status()).collect()
     }
@@ -268,14 +279,7 @@ fn bye_from_the_caller_while_playing_stops_media_at_once() {
     let mut w = World::new(ScriptedHost::ivr("hello.wav"));
     w.invite(Some(OFFER));
     w.run_until(Duration::from_millis(400));
-    let dialog = w
-        .caller_events
-        .iter()
-        .find_map(|e| match e {
-            SipEvent::Response { dialog: Some(d), .. } => Some(d.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let dialog = w.caller_dialog();
     let sent_before = w.rtp.values().sum::<usize>();
     w.caller.send_in_dialog(w.now, &dialog, Method::Bye, Vec::new(), None).unwrap();
     w.flush();
@@ -386,14 +390,7 @@ fn reinvite_without_sdp_gets_our_offer_and_the_ack_answer_updates_the_leg() {
         ("rms:start", vec![]),
     ]));
     w.invite(Some(OFFER));
-    let dialog = w
-        .caller_events
-        .iter()
-        .find_map(|e| match e {
-            SipEvent::Response { dialog: Some(d), .. } => Some(d.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let dialog = w.caller_dialog();
     w.late_offer = true;
     w.late_answer =
         "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\n";
