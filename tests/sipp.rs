@@ -384,23 +384,36 @@ fn sigterm_and_sigint_end_active_calls_with_bye_and_exit_0() {
     }
 }
 
-fn stop_with(signal: nix::sys::signal::Signal) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut rms = Command::new(env!("CARGO_BIN_EXE_rms"))
-        .args(["serve", "--listen", &listen, "--rtp-ports", "43000-43099"])
+/// The real `rms serve` binary on a free port, with the repository's prompts.
+fn spawn_rms(args: &[&str]) -> (std::process::Child, SocketAddr) {
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let rms = Command::new(env!("CARGO_BIN_EXE_rms"))
+        .args(["serve", "--listen", &listen.to_string()])
+        .args(args)
         .arg("--voice-dir")
         .arg(format!("{}/voice_files", env!("CARGO_MANIFEST_DIR")))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("run rms serve");
+    (rms, listen)
+}
+
+/// One PCMU IVR call from sipp on another thread; its RTP arrives on the returned socket.
+fn ivr_call_in_background(name: &str, target: SocketAddr) -> (UdpSocket, std::thread::JoinHandle<String>) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let rtp_port = socket.local_addr().unwrap().port().to_string();
-    let target: SocketAddr = listen.parse().unwrap();
+    let name = name.to_string();
     let caller = std::thread::spawn(move || {
         let args = ["-sf", &scenario("ivr_call"), "-m", "1", "-set", "rtp_port", &rtp_port, "-set", "pt", "0"];
-        sipp(&format!("{signal}"), target, &[&args[..], &["-set", "codec", "PCMU"]].concat())
+        sipp(&name, target, &[&args[..], &["-set", "codec", "PCMU"]].concat())
     });
+    (socket, caller)
+}
+
+fn stop_with(signal: nix::sys::signal::Signal) {
+    let (mut rms, target) = spawn_rms(&["--rtp-ports", "43000-43099"]);
+    let (socket, caller) = ivr_call_in_background(&format!("{signal}"), target);
     // The call is up once its RTP flows: then stop rms. The scenario passes only if rms's BYE
     // comes (its 3 s prompt is cut short), with one To tag.
     socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -475,23 +488,9 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 
 #[test]
 fn http_sessions_metrics_and_the_sessions_command() {
-    let listen = format!("127.0.0.1:{}", free_port());
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut rms = Command::new(env!("CARGO_BIN_EXE_rms"))
-        .args(["serve", "--listen", &listen, "--rtp-ports", "43100-43199", "--http", &http.to_string()])
-        .arg("--voice-dir")
-        .arg(format!("{}/voice_files", env!("CARGO_MANIFEST_DIR")))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run rms serve");
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let rtp_port = socket.local_addr().unwrap().port().to_string();
-    let target: SocketAddr = listen.parse().unwrap();
-    let caller = std::thread::spawn(move || {
-        let args = ["-sf", &scenario("ivr_call"), "-m", "1", "-set", "rtp_port", &rtp_port, "-set", "pt", "0"];
-        sipp("http", target, &[&args[..], &["-set", "codec", "PCMU"]].concat())
-    });
+    let (mut rms, target) = spawn_rms(&["--rtp-ports", "43100-43199", "--http", &http.to_string()]);
+    let (socket, caller) = ivr_call_in_background("http", target);
     // While the prompt plays: `rms sessions` shows the call.
     socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut buf = [0u8; 2048];
