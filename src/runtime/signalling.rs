@@ -312,8 +312,7 @@ async fn run_connection(
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            let raw = buf[..n].to_vec();
-            framer.push(&raw);
+            framer.push(&buf[..n]);
             while let Some(result) = framer.next_message() {
                 let lost_framing = matches!(
                     result,
@@ -322,7 +321,9 @@ async fn run_connection(
                         | SipError::InvalidContentLength { .. }
                         | SipError::Incomplete)
                 );
-                let raw = raw.clone();
+                // Only an unreadable message needs its bytes (to address a 400): the last read,
+                // which holds at least its end.
+                let raw = if result.is_err() { buf[..n].to_vec() } else { Vec::new() };
                 if inbound.send(Inbound::Message { from: peer, result: Box::new(result), raw }).is_err() || lost_framing
                 {
                     return;
