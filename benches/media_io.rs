@@ -37,7 +37,7 @@ fn media_loop(n: u32, file: &Path) -> MediaLoop {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let remote = socket.local_addr().expect("addr");
         ml.attach_socket(leg, socket).expect("attach");
-        let media = LegMedia { remote, codec: CodecKind::Pcmu, payload_type: 0, ptime_ms: 20 };
+        let media = LegMedia::new(remote, CodecKind::Pcmu, 0, 20);
         let c = ml.coordinator_mut();
         c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg, media });
         c.handle_cmd(Duration::ZERO, MediaCmd::Play { leg, file: file.to_path_buf(), loops: 0, token: 0 });

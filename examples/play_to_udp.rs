@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     let socket = UdpSocket::bind("0.0.0.0:0")?;
     let (media, mut events) = MediaThread::spawn(0x5eed)?;
     let leg = LegId(1);
-    let leg_media = LegMedia { remote: dest, codec: CodecKind::Pcmu, payload_type: 0, ptime_ms: 20 };
+    let leg_media = LegMedia::new(dest, CodecKind::Pcmu, 0, 20);
     media.send(MediaRequest::CreateLeg { socket, cmd: MediaCmd::CreateLeg { leg, media: leg_media } });
     media.cmd(MediaCmd::Play { leg, file: PathBuf::from(file), loops: 1, token: 1 });
     while let Some(event) = events.blocking_recv() {

@@ -66,7 +66,7 @@ fn read_wav(path: &Path) -> (u32, Vec<i16>) {
 }
 
 fn pcmu(remote: SocketAddr) -> LegMedia {
-    LegMedia { remote, codec: CodecKind::Pcmu, payload_type: 0, ptime_ms: 20 }
+    LegMedia::new(remote, CodecKind::Pcmu, 0, 20)
 }
 
 fn remote() -> SocketAddr {

@@ -45,6 +45,18 @@ pub struct LegMedia {
     pub payload_type: u8,
     /// Packet duration in ms (RFC 4566 `a=ptime`), 10..=60.
     pub ptime_ms: u32,
+    /// Payload type of RFC 4733 telephone-event, when the peer negotiated it.
+    pub telephone_event: Option<u8>,
+    /// Whether rms sends RTP to the peer (false while the peer holds the call: its offer was
+    /// `sendonly` or `inactive`, RFC 3264 §6.1). Timestamps keep running while not sending.
+    pub send: bool,
+}
+
+impl LegMedia {
+    /// A sending leg without telephone-event.
+    pub fn new(remote: SocketAddr, codec: CodecKind, payload_type: u8, ptime_ms: u32) -> Self {
+        Self { remote, codec, payload_type, ptime_ms, telephone_event: None, send: true }
+    }
 }
 
 /// Commands from the signalling side.

@@ -833,7 +833,11 @@ impl Sessions {
 
 /// What the media leg needs of a negotiation.
 fn leg_media(n: &Negotiated) -> LegMedia {
-    LegMedia { remote: n.remote_rtp, codec: n.codec, payload_type: n.payload_type, ptime_ms: n.ptime }
+    LegMedia {
+        telephone_event: n.telephone_event,
+        send: n.direction.sends() && !n.remote_rtp.ip().is_unspecified(),
+        ..LegMedia::new(n.remote_rtp, n.codec, n.payload_type, n.ptime)
+    }
 }
 
 /// Resolve a prompt path against the voice directories. Relative paths join the first directory;
