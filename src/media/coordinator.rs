@@ -119,7 +119,9 @@ impl MediaCoordinator {
             | MediaCmd::Play { leg, .. }
             | MediaCmd::StopPlay { leg }
             | MediaCmd::Record { leg, .. }
-            | MediaCmd::DestroyLeg { leg } => *leg,
+            | MediaCmd::DestroyLeg { leg }
+            | MediaCmd::Unbridge { leg }
+            | MediaCmd::Bridge { a: leg, .. } => *leg,
         };
         // Commands open and probe files (Play, Record): a decoder bug must not take the media thread
         // and every call with it.
@@ -262,6 +264,8 @@ impl MediaCoordinator {
                 l.recv_sink = decoder;
                 l.recording = true;
             }
+            // Placeholder until the bridge recipes land (the media half is built separately).
+            MediaCmd::Bridge { .. } | MediaCmd::Unbridge { .. } => {}
             MediaCmd::DestroyLeg { leg } => {
                 let l = self.legs.remove(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
                 self.close(leg, l, None);

@@ -88,6 +88,15 @@ pub enum MediaCmd {
         leg: LegId,
         file: PathBuf,
     },
+    /// Join two legs' media both ways (relay when codec and ptime match, else transcode).
+    Bridge {
+        a: LegId,
+        b: LegId,
+    },
+    /// Separate a leg from its bridge partner; both go back to silence.
+    Unbridge {
+        leg: LegId,
+    },
     /// Tear the graph down; `LegClosed` reports its statistics.
     DestroyLeg {
         leg: LegId,
@@ -107,6 +116,17 @@ pub enum MediaEvent {
     LegFailed { leg: LegId, error: MediaError, report: LegReport },
     /// The leg was destroyed on request.
     LegClosed { leg: LegId, report: LegReport },
+    /// Two legs were joined.
+    Bridged { a: LegId, b: LegId, mode: BridgeMode },
+}
+
+/// How a bridge moves media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgeMode {
+    /// Same codec and ptime: payloads copied.
+    Relay,
+    /// Decoded, resampled if needed, and encoded again.
+    Transcode,
 }
 
 /// What the coordinator asks its driver to do.

@@ -35,13 +35,18 @@ impl CallLog {
 pub fn record_json(record: &CallRecord, epoch: SystemTime) -> Value {
     let at = |d: Duration| unix_seconds(epoch + d);
     let status = match record.reason {
-        EndReason::Rejected { status } => Some(status),
+        EndReason::Rejected { status } | EndReason::BridgeFailed { status } => Some(status),
         _ => None,
     };
     let detail = match &record.reason {
         EndReason::Error { detail } => Some(detail.clone()),
         _ => None,
     };
+    let legs: Vec<Value> =
+        [record.leg.as_ref().map(|r| leg_json("A", r)), record.b_leg.as_ref().map(|r| leg_json("B", r))]
+            .into_iter()
+            .flatten()
+            .collect();
     json!({
         "call_id": record.id,
         "from": record.from,
@@ -56,7 +61,8 @@ pub fn record_json(record: &CallRecord, epoch: SystemTime) -> Value {
         "status": status,
         "error": detail,
         "hung_up_by": record.reason.hung_up_by(),
-        "legs": record.leg.as_ref().map(|r| vec![leg_json("A", r)]).unwrap_or_default(),
+        "b_codec": record.b_codec.map(|c| c.name()),
+        "legs": legs,
     })
 }
 

@@ -174,6 +174,15 @@ impl SignallingApp for ServerApp {
     fn is_idle(&self) -> bool {
         self.sessions.counts() == SessionCounts::default()
     }
+
+    fn handle_timeout(&mut self, now: Duration, endpoint: &mut Endpoint) {
+        self.sessions.handle_timeout(now, endpoint, &mut self.host, &mut self.ports);
+        self.pump();
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        self.sessions.poll_timeout()
+    }
 }
 
 /// A running server (signalling thread + media thread).

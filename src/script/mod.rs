@@ -2,9 +2,11 @@
 //!
 //! A script defines `request_route(call)` and `event_route["name"] = function(call) ... end`.
 //! The `call` object records what a route asks for (`call:answer(route)`, `call:play(file, route)`,
-//! `call:hangup([code, reason])`, `call:reply(code, reason)`, `call:ringing()`) and exposes the
-//! call's fields (`call.id`, `call.ruri`, `call.ruri_user`, `call.from`, `call.to`, `call.source`,
-//! `call.codec`, `call:header(name)`). `rms.log(level, msg)` writes to rms's log.
+//! `call:hangup([code, reason])`, `call:reply(code, reason)`, `call:ringing()`,
+//! `call:bridge(target, on_bridged [, on_failed] [, opts])`) and exposes the call's fields
+//! (`call.id`, `call.ruri`, `call.ruri_user`, `call.from`, `call.to`, `call.source`, `call.codec`,
+//! `call.b_codec`, `call.bridge_status`, `call.bridge_reason`, `call:header(name)`).
+//! `rms.log(level, msg)` writes to rms's log.
 //!
 //! Routes run to completion; the session layer carries out the recorded actions afterwards. A
 //! route that runs past its instruction budget is stopped with an error, so a script bug cannot
@@ -16,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use mlua::{HookTriggers, Lua, Table, UserData, UserDataFields, UserDataMethods, Value, VmState};
 
-use crate::session::{Action, CallView, RouteHost, RouteName, ScriptError};
+use crate::session::{Action, BridgeRequest, CallView, RouteHost, RouteName, ScriptError};
 
 /// Lua instructions a single route may run (checked every 10,000): tens of milliseconds of pure
 /// Lua, far beyond any sane route, and a bound on how long a runaway loop stalls signalling.
@@ -133,6 +135,9 @@ impl UserData for LuaCall {
         fields.add_field_method_get("to", |_, c| Ok(c.view.to.clone()));
         fields.add_field_method_get("source", |_, c| Ok(c.view.source.to_string()));
         fields.add_field_method_get("codec", |_, c| Ok(c.view.codec.clone()));
+        fields.add_field_method_get("b_codec", |_, c| Ok(c.view.b_codec.clone()));
+        fields.add_field_method_get("bridge_status", |_, c| Ok(c.view.bridge_status));
+        fields.add_field_method_get("bridge_reason", |_, c| Ok(c.view.bridge_reason.clone()));
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
@@ -157,7 +162,65 @@ impl UserData for LuaCall {
             c.push(Action::Ringing);
             Ok(())
         });
+        // bridge(target, on_bridged [, on_failed] [, opts]); opts may take on_failed's place.
+        methods.add_method("bridge", |_, c, (target, on_bridged, third, fourth): (String, String, Value, Value)| {
+            let (on_failed, opts) = match (third, fourth) {
+                (Value::String(s), Value::Table(t)) => (Some(s.to_str()?.to_string()), Some(t)),
+                (Value::String(s), Value::Nil) => (Some(s.to_str()?.to_string()), None),
+                (Value::Table(t), Value::Nil) | (Value::Nil, Value::Table(t)) => (None, Some(t)),
+                (Value::Nil, Value::Nil) => (None, None),
+                (a, b) => {
+                    return Err(mlua::Error::runtime(format!(
+                        "bridge(target, on_bridged [, on_failed] [, opts]): got {} and {} after on_bridged",
+                        a.type_name(),
+                        b.type_name()
+                    )))
+                }
+            };
+            let mut request = BridgeRequest { target, on_bridged, on_failed, ..BridgeRequest::default() };
+            if let Some(opts) = opts {
+                bridge_options(&opts, &mut request)?;
+            }
+            c.push(Action::Bridge(request));
+            Ok(())
+        });
     }
+}
+
+/// Read `call:bridge`'s options table: `codecs`, `timeout`, `headers`, `from`. Unknown keys are
+/// an error, so a typo does not silently do nothing.
+fn bridge_options(opts: &Table, request: &mut BridgeRequest) -> mlua::Result<()> {
+    for pair in opts.pairs::<String, Value>() {
+        let (key, value) = pair?;
+        match (key.as_str(), value) {
+            ("codecs", Value::Table(t)) => {
+                request.codecs = Some(t.sequence_values::<String>().collect::<mlua::Result<_>>()?);
+            }
+            ("timeout", Value::Integer(n)) if n > 0 => request.timeout = Some(std::time::Duration::from_secs(n as u64)),
+            ("timeout", Value::Number(n)) if n > 0.0 && n.is_finite() => {
+                request.timeout = Some(std::time::Duration::from_secs_f64(n))
+            }
+            ("headers", Value::Table(t)) => {
+                for h in t.pairs::<String, String>() {
+                    let (name, value) = h?;
+                    if name.is_empty() || name.contains([':', '\r', '\n', ' ']) || value.contains(['\r', '\n']) {
+                        return Err(mlua::Error::runtime(format!("bridge(): bad header {name:?}")));
+                    }
+                    request.headers.push((name, value));
+                }
+                // Pairs come in hash order: sort so the INVITE is the same each time.
+                request.headers.sort();
+            }
+            ("from", Value::String(s)) => request.from = Some(s.to_str()?.to_string()),
+            (key, value) => {
+                return Err(mlua::Error::runtime(format!(
+                    "bridge(): bad option {key} = {} (options: codecs = {{names}}, timeout = seconds, headers = {{name = value}}, from = uri)",
+                    value.type_name()
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The first line of a Lua error (`file:line: message`), without the traceback.

@@ -10,6 +10,9 @@ fn view() -> CallView {
         source: "192.0.2.1:5060".parse().unwrap(),
         codec: "PCMU".into(),
         headers: vec![("X-Account".into(), "42".into())],
+        bridge_status: 0,
+        bridge_reason: String::new(),
+        b_codec: String::new(),
     }
 }
 

@@ -19,8 +19,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 pub use negotiate::{
-    build_offer, negotiate_answer, negotiate_offer_answer, offer_unchanged, Answer, AnswerConfig, Direction,
-    Negotiated, NegotiationError, OfferConfig, OriginState,
+    build_offer, negotiate_answer, negotiate_offer_answer, offer_unchanged, offered_codecs, Answer, AnswerConfig,
+    Direction, Negotiated, NegotiationError, OfferConfig, OriginState,
 };
 pub use sdp_types;
 

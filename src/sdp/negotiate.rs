@@ -631,3 +631,21 @@ fn session_skeleton(address: IpAddr, origin: OriginState, medias: Vec<Media>) ->
         medias,
     }
 }
+
+/// The codecs we know in the first audio stream of an offer, in the offerer's order (to offer them
+/// on in the same order, e.g. to a bridge's B-leg).
+pub fn offered_codecs(offer: &SessionDescription) -> Vec<CodecKind> {
+    let session = offer.session();
+    let Some(media) = session.medias.iter().find(|m| m.media == "audio" && m.port != 0) else {
+        return Vec::new();
+    };
+    let mut codecs = Vec::new();
+    for f in offered_formats(media) {
+        if let FormatKind::Codec(k) = f.kind {
+            if !codecs.contains(&k) {
+                codecs.push(k);
+            }
+        }
+    }
+    codecs
+}

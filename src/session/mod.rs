@@ -8,9 +8,10 @@
 //! path that ends a call (BYE either way, CANCEL, errors, 488, script failures, shutdown) releases
 //! them, and [`Sessions::counts`] shows what is left.
 
+mod bridge;
 pub mod route;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -22,11 +23,15 @@ use crate::sdp::{
     build_offer, negotiate_answer, negotiate_offer_answer, AnswerConfig, Direction, Negotiated, OfferConfig,
     OriginState, SessionDescription,
 };
-use crate::sip::{Body, DialogEnd, DialogId, Endpoint, Method, Reply, Request, ServerTxId, SipEvent};
-pub use route::{Action, CallView, RouteHost, RouteName, ScriptError};
+use crate::sip::{Body, ClientTxId, DialogEnd, DialogId, Endpoint, Method, Reply, Request, ServerTxId, SipEvent};
+pub use route::{Action, BridgeRequest, CallView, RouteHost, RouteName, ScriptError};
 
 /// Nested `answer` → route → ... calls stop here (a script that loops on itself).
 const MAX_ROUTE_DEPTH: usize = 8;
+
+/// How long a B-leg may ring before it is cancelled and the bridge fails with 408, unless
+/// `call:bridge` says otherwise.
+pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Session settings.
 #[derive(Debug, Clone)]
@@ -54,6 +59,10 @@ pub trait RtpPorts {
 pub enum EndReason {
     /// The caller sent BYE.
     CallerBye,
+    /// The bridged callee (B-leg) sent BYE.
+    CalleeBye,
+    /// The bridge failed after the caller was answered (B-leg status), and the call was ended.
+    BridgeFailed { status: u16 },
     /// We sent BYE (a route's hangup, or after an error).
     RmsBye,
     /// The caller cancelled before the answer.
@@ -76,12 +85,16 @@ pub struct CallRecord {
     pub to: String,
     pub ruri: String,
     pub codec: Option<CodecKind>,
+    /// The B-leg's codec, when the call was bridged.
+    pub b_codec: Option<CodecKind>,
     pub started: Duration,
     pub answered: Option<Duration>,
     pub ended: Duration,
     pub reason: EndReason,
-    /// The media leg's report (RTP statistics, filter usage), when the call had media.
+    /// The A-leg's media report (RTP statistics, filter usage), when the call had media.
     pub leg: Option<LegReport>,
+    /// The B-leg's media report, when a bridged leg had media.
+    pub b_leg: Option<LegReport>,
 }
 
 impl EndReason {
@@ -89,6 +102,8 @@ impl EndReason {
     pub fn name(&self) -> &'static str {
         match self {
             EndReason::CallerBye => "caller_bye",
+            EndReason::CalleeBye => "callee_bye",
+            EndReason::BridgeFailed { .. } => "bridge_failed",
             EndReason::RmsBye => "rms_bye",
             EndReason::Cancelled => "cancelled",
             EndReason::Rejected { .. } => "rejected",
@@ -98,10 +113,11 @@ impl EndReason {
         }
     }
 
-    /// Who ended the call: `caller` or `rms`.
+    /// Who ended the call: `caller`, `callee` or `rms`.
     pub fn hung_up_by(&self) -> &'static str {
         match self {
             EndReason::CallerBye | EndReason::Cancelled => "caller",
+            EndReason::CalleeBye => "callee",
             _ => "rms",
         }
     }
@@ -126,6 +142,20 @@ pub struct CallSummary {
     /// Prompts playing now.
     pub playing: usize,
     pub rtp_port: Option<u16>,
+    /// The B-leg, while a bridge is under way or up.
+    #[serde(default)]
+    pub bridge: Option<BridgeSummary>,
+}
+
+/// A call's B-leg, for `/sessions`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BridgeSummary {
+    pub target: String,
+    /// `calling`, `early` or `answered`.
+    pub state: String,
+    /// Empty until B answers.
+    pub codec: String,
+    pub rtp_port: Option<u16>,
 }
 
 /// What is alive, for leak checks.
@@ -134,14 +164,76 @@ pub struct SessionCounts {
     pub calls: usize,
     /// Legs whose `LegClosed` has not arrived yet (their port is still held).
     pub legs: usize,
+    /// B-leg INVITEs cancelled whose transaction has not ended yet.
+    pub pending_cancels: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CallState {
-    /// The INVITE is with the script, or ringing.
+    /// The INVITE is with the script, ringing, or waiting for a B-leg.
     Unanswered,
     /// 200 sent.
     Answered,
+}
+
+/// Which leg of a call: A is the caller (rms is its UAS), B the leg rms dials for a bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Side {
+    A,
+    B,
+}
+
+/// One leg's media and SDP state.
+struct LegSdp {
+    /// The media leg, allocated when we first put a port in an SDP (its port is held from then).
+    leg: Option<LegId>,
+    port: Option<u16>,
+    /// `CreateLeg` went to the media thread (with a late offer, only after the answer).
+    media_running: bool,
+    origin: OriginState,
+    /// The peer's last offer that we answered (re-offers with the same o= version get the same
+    /// answer, RFC 3264 §8); for the A-leg, first the INVITE's offer.
+    last_offer: Option<SessionDescription>,
+    last_answer: Option<Vec<u8>>,
+    /// Our offer waiting for its answer (in an ACK, or in the B-leg's 18x/2xx).
+    our_offer: Option<SessionDescription>,
+    negotiated: Option<Negotiated>,
+}
+
+impl LegSdp {
+    fn new(origin: OriginState) -> Self {
+        Self {
+            leg: None,
+            port: None,
+            media_running: false,
+            origin,
+            last_offer: None,
+            last_answer: None,
+            our_offer: None,
+            negotiated: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BState {
+    /// INVITE sent, no provisional response yet.
+    Calling,
+    /// A provisional response arrived.
+    Early,
+    /// 2xx received and ACKed.
+    Answered,
+}
+
+/// The leg rms dials for `call:bridge`.
+struct BLeg {
+    request: BridgeRequest,
+    tx: ClientTxId,
+    state: BState,
+    dialog: Option<DialogId>,
+    sdp: LegSdp,
+    /// Ring timeout: when an unanswered B-leg is cancelled.
+    ring_deadline: Duration,
 }
 
 struct Call {
@@ -149,25 +241,36 @@ struct Call {
     tx: ServerTxId,
     state: CallState,
     dialog: Option<DialogId>,
-    /// The leg allocated at answer time (its port is held).
-    leg: Option<LegId>,
-    /// `CreateLeg` went to the media thread (with a late offer, only after the ACK).
-    media_running: bool,
-    port: Option<u16>,
-    origin: OriginState,
-    /// The offer that our last answer answered (re-offers with the same o= version get the same
-    /// answer, RFC 3264 §8).
-    last_offer: Option<SessionDescription>,
-    last_answer: Option<Vec<u8>>,
-    /// Our offer in the 200 when the INVITE had none; the answer comes in the ACK.
-    our_offer: Option<SessionDescription>,
+    a: LegSdp,
     /// The route to run once media runs (answer without SDP: after the ACK).
     after_answer: Option<String>,
-    negotiated: Option<Negotiated>,
     /// Play token → the route to run when it ends.
     plays: HashMap<u64, String>,
     started: Duration,
     answered: Option<Duration>,
+    b: Option<BLeg>,
+    /// `MediaCmd::Bridge` went out for the current B-leg.
+    joined: bool,
+    /// `on_bridged` ran for the current B-leg.
+    bridged_route_ran: bool,
+    /// Report and codec of a B-leg that ended before the call did.
+    b_report: Option<LegReport>,
+    b_codec: Option<CodecKind>,
+}
+
+impl Call {
+    fn sdp_mut(&mut self, side: Side) -> Option<&mut LegSdp> {
+        match side {
+            Side::A => Some(&mut self.a),
+            Side::B => self.b.as_mut().map(|b| &mut b.sdp),
+        }
+    }
+}
+
+/// An ended call waiting for its legs' reports.
+struct PendingRecord {
+    record: CallRecord,
+    waiting: usize,
 }
 
 /// Every call on this signalling task.
@@ -175,14 +278,22 @@ pub struct Sessions {
     config: SessionConfig,
     calls: HashMap<u64, Call>,
     by_tx: HashMap<ServerTxId, u64>,
-    by_dialog: HashMap<DialogId, u64>,
-    by_leg: HashMap<LegId, u64>,
+    /// B-leg INVITE transactions.
+    by_client: HashMap<ClientTxId, u64>,
+    by_dialog: HashMap<DialogId, (u64, Side)>,
+    by_leg: HashMap<LegId, (u64, Side)>,
     /// Legs destroyed whose `LegClosed` has not come back: their ports are still bound.
     closing: HashMap<LegId, u16>,
+    /// Whose report a closing leg carries.
+    report_to: HashMap<LegId, (u64, Side)>,
     /// Legs whose port can go back at once (media never started).
     release_now: Vec<LegId>,
-    /// Ended calls waiting for their leg's report before they are complete.
-    awaiting_report: HashMap<LegId, CallRecord>,
+    /// Ended calls waiting for their legs' reports before they are complete.
+    pending_records: HashMap<u64, PendingRecord>,
+    /// B-leg INVITEs cancelled after their call moved on: a late 2xx still gets its ACK and a BYE.
+    orphans: HashSet<ClientTxId>,
+    /// Ring timeouts, earliest first.
+    deadlines: BTreeSet<(Duration, u64)>,
     next_call: u64,
     next_leg: u32,
     next_token: u64,
@@ -198,11 +309,15 @@ impl Sessions {
             config,
             calls: HashMap::new(),
             by_tx: HashMap::new(),
+            by_client: HashMap::new(),
             by_dialog: HashMap::new(),
             by_leg: HashMap::new(),
             closing: HashMap::new(),
+            report_to: HashMap::new(),
             release_now: Vec::new(),
-            awaiting_report: HashMap::new(),
+            pending_records: HashMap::new(),
+            orphans: HashSet::new(),
+            deadlines: BTreeSet::new(),
             next_call: 0,
             next_leg: 0,
             next_token: 0,
@@ -218,7 +333,7 @@ impl Sessions {
         self.media.pop_front()
     }
 
-    /// Calls that ended, for the call log (a call with media once its leg has reported).
+    /// Calls that ended, for the call log (a call with media once its legs have reported).
     pub fn poll_ended(&mut self) -> Option<CallRecord> {
         self.ended.pop_front()
     }
@@ -228,8 +343,17 @@ impl Sessions {
         self.reports.pop_front()
     }
 
+    /// When [`Sessions::handle_timeout`] next has work (a B-leg's ring timeout).
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
     pub fn counts(&self) -> SessionCounts {
-        SessionCounts { calls: self.calls.len(), legs: self.by_leg.len() + self.closing.len() }
+        SessionCounts {
+            calls: self.calls.len(),
+            legs: self.by_leg.len() + self.closing.len(),
+            pending_cancels: self.orphans.len(),
+        }
     }
 
     /// The active calls as scripts see them.
@@ -257,7 +381,18 @@ impl Sessions {
                 age_s: now.saturating_sub(c.started).as_secs_f64(),
                 answered_s: c.answered.map(|a| now.saturating_sub(a).as_secs_f64()),
                 playing: c.plays.len(),
-                rtp_port: c.port,
+                rtp_port: c.a.port,
+                bridge: c.b.as_ref().map(|b| BridgeSummary {
+                    target: b.request.target.clone(),
+                    state: match b.state {
+                        BState::Calling => "calling",
+                        BState::Early => "early",
+                        BState::Answered => "answered",
+                    }
+                    .into(),
+                    codec: c.view.b_codec.clone(),
+                    rtp_port: b.sdp.port,
+                }),
             })
             .collect()
     }
@@ -289,21 +424,59 @@ impl Sessions {
             }
             SipEvent::Ack { dialog, request } => self.ack(now, &dialog, &request, ep, host, ports),
             SipEvent::DialogEnded { dialog, reason } => {
-                let Some(&id) = self.by_dialog.get(&dialog) else { return };
-                let reason = match reason {
-                    DialogEnd::ByeReceived => EndReason::CallerBye,
-                    DialogEnd::ByeSent => EndReason::RmsBye,
-                    DialogEnd::AckTimeout => EndReason::AckTimeout,
-                    DialogEnd::Failed => EndReason::Error { detail: "in-dialog request failed".into() },
+                let Some((id, side)) = self.by_dialog.remove(&dialog) else { return };
+                let reason = match (reason, side) {
+                    (DialogEnd::ByeReceived, Side::A) => EndReason::CallerBye,
+                    (DialogEnd::ByeReceived, Side::B) => EndReason::CalleeBye,
+                    (DialogEnd::ByeSent, _) => EndReason::RmsBye,
+                    (DialogEnd::AckTimeout, _) => EndReason::AckTimeout,
+                    (DialogEnd::Failed, _) => EndReason::Error { detail: "in-dialog request failed".into() },
                 };
                 if let Some(call) = self.calls.get_mut(&id) {
-                    // The endpoint already ended the dialog: no BYE from us.
-                    call.dialog = None;
+                    // The endpoint already ended the dialog: no BYE from us on it.
+                    match side {
+                        Side::A => call.dialog = None,
+                        Side::B => {
+                            if let Some(b) = call.b.as_mut() {
+                                b.dialog = None;
+                            }
+                        }
+                    }
                 }
-                self.by_dialog.remove(&dialog);
                 self.end_call(now, id, reason, ep);
             }
-            SipEvent::Response { .. } | SipEvent::Timeout { .. } => {}
+            SipEvent::Response { tx, response, dialog } => {
+                if self.orphans.contains(&tx) {
+                    self.orphan_response(now, tx, &response, dialog, ep);
+                } else if let Some(&id) = self.by_client.get(&tx) {
+                    self.b_response(now, id, &response, dialog, ep, host, ports);
+                }
+            }
+            SipEvent::Timeout { tx } => {
+                self.orphans.remove(&tx);
+                if let Some(&id) = self.by_client.get(&tx) {
+                    // Timer B: nobody answered the INVITE (RFC 3261 §17.1.1.2).
+                    self.b_failed(now, id, 408, "Request Timeout", ep, host, ports);
+                }
+            }
+        }
+        self.release_ports(ports);
+    }
+
+    /// Run the timers due by `now` (B-legs' ring timeouts).
+    pub fn handle_timeout(
+        &mut self,
+        now: Duration,
+        ep: &mut Endpoint,
+        host: &mut dyn RouteHost,
+        ports: &mut dyn RtpPorts,
+    ) {
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.remove(&(at, id));
+            self.ring_timeout(now, id, ep, host, ports);
         }
         self.release_ports(ports);
     }
@@ -325,7 +498,7 @@ impl Sessions {
     ) {
         match event {
             MediaEvent::PlayDone { leg, token, completed } => {
-                let Some(&id) = self.by_leg.get(&leg) else { return };
+                let Some(&(id, _)) = self.by_leg.get(&leg) else { return };
                 let Some(route) = self.calls.get_mut(&id).and_then(|c| c.plays.remove(&token)) else { return };
                 // A play stopped by a newer one or by teardown does not run its route.
                 if completed {
@@ -333,7 +506,7 @@ impl Sessions {
                 }
             }
             MediaEvent::PlayFailed { leg, token, error } => {
-                let Some(&id) = self.by_leg.get(&leg) else { return };
+                let Some(&(id, _)) = self.by_leg.get(&leg) else { return };
                 if let Some(c) = self.calls.get_mut(&id) {
                     c.plays.remove(&token);
                 }
@@ -341,27 +514,49 @@ impl Sessions {
                 self.end_call(now, id, EndReason::Error { detail: error.to_string() }, ep);
             }
             MediaEvent::CommandFailed { leg, error } | MediaEvent::LegFailed { leg, error, .. } => {
-                let Some(&id) = self.by_leg.get(&leg) else { return };
+                let Some(&(id, _)) = self.by_leg.get(&leg) else { return };
                 tracing::error!(call = %self.call_id(id), %error, "media failed; ending the call");
                 self.end_call(now, id, EndReason::Error { detail: error.to_string() }, ep);
             }
-            MediaEvent::LegClosed { leg, report } => {
-                if self.closing.remove(&leg).is_some() {
-                    ports.release(leg);
-                }
-                match self.awaiting_report.remove(&leg) {
-                    Some(mut record) => {
-                        record.leg = Some(report);
-                        self.ended.push_back(record);
-                    }
-                    None => self.reports.push_back((leg, report)),
-                }
+            MediaEvent::Bridged { a, b, mode } => {
+                let id = self.by_leg.get(&a).map(|(id, _)| *id);
+                tracing::info!(call = %id.map(|id| self.call_id(id)).unwrap_or_default(), ?a, ?b, ?mode, "legs joined");
             }
+            MediaEvent::LegClosed { leg, report } => self.leg_closed(leg, report),
         }
         self.release_ports(ports);
     }
 
-    /// End every call: BYE to answered ones, 503 to unanswered ones.
+    fn leg_closed(&mut self, leg: LegId, report: LegReport) {
+        if self.closing.remove(&leg).is_some() {
+            self.release_now.push(leg);
+        }
+        let Some((id, side)) = self.report_to.remove(&leg) else {
+            self.reports.push_back((leg, report));
+            return;
+        };
+        // A B-leg that ended while its call goes on.
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.b_report = Some(report);
+            return;
+        }
+        let Some(pending) = self.pending_records.get_mut(&id) else {
+            self.reports.push_back((leg, report));
+            return;
+        };
+        match side {
+            Side::A => pending.record.leg = Some(report),
+            Side::B => pending.record.b_leg = Some(report),
+        }
+        pending.waiting = pending.waiting.saturating_sub(1);
+        if pending.waiting == 0 {
+            if let Some(p) = self.pending_records.remove(&id) {
+                self.ended.push_back(p.record);
+            }
+        }
+    }
+
+    /// End every call: BYE to answered ones, 503 to unanswered ones, CANCEL to ringing B-legs.
     pub fn shutdown(&mut self, now: Duration, ep: &mut Endpoint, ports: &mut dyn RtpPorts) {
         let ids: Vec<u64> = self.calls.keys().copied().collect();
         for id in ids {
@@ -395,6 +590,9 @@ impl Sessions {
             source,
             codec: String::new(),
             headers: request.headers().to_vec(),
+            bridge_status: 0,
+            bridge_reason: String::new(),
+            b_codec: String::new(),
         };
         let offer = if request.body().is_empty() {
             None
@@ -409,33 +607,36 @@ impl Sessions {
                 }
             }
         };
-        let origin = OriginState::new(self.rng.u64(1..u64::MAX / 2));
+        let mut a = LegSdp::new(OriginState::new(self.rng.u64(1..u64::MAX / 2)));
+        a.last_offer = offer;
         let call = Call {
             view,
             tx,
             state: CallState::Unanswered,
             dialog: None,
-            leg: None,
-            media_running: false,
-            port: None,
-            origin,
-            last_offer: offer,
-            last_answer: None,
-            our_offer: None,
+            a,
             after_answer: None,
-            negotiated: None,
             plays: HashMap::new(),
             started: now,
             answered: None,
+            b: None,
+            joined: false,
+            bridged_route_ran: false,
+            b_report: None,
+            b_codec: None,
         };
         self.calls.insert(id, call);
         self.by_tx.insert(tx, id);
         self.run_route(now, id, RouteName::Request, ep, host, ports, 0);
-        // request_route must answer or reply: nothing else can move an unanswered call on, so
-        // leaving it would be silence.
-        if self.calls.get(&id).is_some_and(|c| c.state == CallState::Unanswered) {
-            tracing::error!(call = %self.call_id(id), "request_route neither answered nor replied: 500");
-            self.end_call(now, id, EndReason::Error { detail: "request_route took no action".into() }, ep);
+        self.require_progress(now, id, "request_route", ep);
+    }
+
+    /// A route that leaves the caller unanswered with nothing under way (no B-leg dialled) would
+    /// leave it waiting in silence: 500 instead.
+    fn require_progress(&mut self, now: Duration, id: u64, route: &str, ep: &mut Endpoint) {
+        if self.calls.get(&id).is_some_and(|c| c.state == CallState::Unanswered && c.b.is_none()) {
+            tracing::error!(call = %self.call_id(id), route, "route neither answered, replied nor bridged: 500");
+            self.end_call(now, id, EndReason::Error { detail: format!("{route} took no action") }, ep);
         }
     }
 
@@ -505,8 +706,7 @@ impl Sessions {
                         Ok(())
                     }
                     300..=699 => {
-                        let _ = ep.respond(now, call.tx, Reply::new(code, reason));
-                        self.finish(now, id, EndReason::Rejected { status: code });
+                        self.reject(now, id, code, &reason, ep);
                         Ok(())
                     }
                     _ => Err(format!("reply({code}): use answer() for 2xx; codes are 101-199 or 300-699")),
@@ -516,8 +716,7 @@ impl Sessions {
                 if call.state == CallState::Unanswered {
                     let code = code.filter(|c| (300..=699).contains(c)).unwrap_or(480);
                     let reason = reason.unwrap_or_else(|| "Temporarily Unavailable".into());
-                    let _ = ep.respond(now, call.tx, Reply::new(code, reason));
-                    self.finish(now, id, EndReason::Rejected { status: code });
+                    self.reject(now, id, code, &reason, ep);
                 } else {
                     self.end_call(now, id, EndReason::RmsBye, ep);
                 }
@@ -527,13 +726,28 @@ impl Sessions {
                 if call.state != CallState::Unanswered {
                     return Err("answer() on an answered call".into());
                 }
-                self.answer(now, id, route, ep, host, ports, depth)
+                if call.b.is_some() {
+                    return Err("answer() while a bridge is being set up".into());
+                }
+                match self.answer_a(now, id, 200, &[], ep, ports)? {
+                    AnswerOutcome::Answered => {
+                        self.run_route(now, id, RouteName::Event(&route), ep, host, ports, depth + 1)
+                    }
+                    AnswerOutcome::OfferSent => {
+                        // Offer in our 200: media and the route wait for the answer in the ACK.
+                        if let Some(call) = self.calls.get_mut(&id) {
+                            call.after_answer = Some(route);
+                        }
+                    }
+                    AnswerOutcome::Rejected => {}
+                }
+                Ok(())
             }
             Action::Play { file, route } => {
                 if call.state != CallState::Answered {
                     return Err(format!("play({file}) before answer()"));
                 }
-                let Some(leg) = call.leg.filter(|_| call.media_running) else {
+                let Some(leg) = call.a.leg.filter(|_| call.a.media_running) else {
                     // Answered without SDP and not ACKed yet: no media to play on.
                     return Err(format!("play({file}) before media runs"));
                 };
@@ -544,103 +758,159 @@ impl Sessions {
                 self.media.push_back(MediaCmd::Play { leg, file: path, loops: 1, token });
                 Ok(())
             }
+            Action::Bridge(request) => self.bridge(now, id, request, ep, host, ports, depth),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn answer(
+    /// A final non-2xx to the unanswered A-leg.
+    fn reject(&mut self, now: Duration, id: u64, code: u16, reason: &str, ep: &mut Endpoint) {
+        if let Some(call) = self.calls.get(&id) {
+            let _ = ep.respond(now, call.tx, Reply::new(code, reason));
+        }
+        self.end_b(now, id, ep);
+        self.finish(now, id, EndReason::Rejected { status: code });
+    }
+
+    /// Answer the A-leg with `status` (183 for early media, 200): allocate its port, answer its
+    /// offer (preferring the codecs in `prefer`, so a bridge can relay) or put our offer in the
+    /// 200, and start its media when the SDP is settled. A 183 without an offer to answer does
+    /// nothing.
+    fn answer_a(
         &mut self,
         now: Duration,
         id: u64,
-        route: String,
+        status: u16,
+        prefer: &[CodecKind],
         ep: &mut Endpoint,
-        host: &mut dyn RouteHost,
         ports: &mut dyn RtpPorts,
-        depth: usize,
-    ) -> Result<(), String> {
-        self.next_leg += 1;
-        let leg = LegId(self.next_leg);
-        let Some(port) = ports.allocate(leg) else {
-            let call = self.calls.get_mut(&id).ok_or("call gone")?;
-            let _ = ep.respond(now, call.tx, Reply::new(503, "Service Unavailable - No RTP Port"));
-            tracing::warn!(call = %call.view.id, "no RTP port free: 503");
-            self.finish(now, id, EndReason::Rejected { status: 503 });
-            return Ok(());
+    ) -> Result<AnswerOutcome, String> {
+        let call = self.calls.get_mut(&id).ok_or("call gone")?;
+        if call.a.last_offer.is_none() && status != 200 {
+            return Ok(AnswerOutcome::Rejected);
+        }
+        // After early media the SDP is settled: the 200 repeats the 183's answer.
+        if call.a.media_running && call.a.last_answer.is_some() {
+            let body = call.a.last_answer.clone().unwrap_or_default();
+            let dialog =
+                match ep.respond(now, call.tx, Reply::new(status, reason_for(status)).with_body(Body::sdp(body))) {
+                    Ok(d) => d,
+                    Err(e) => return Err(format!("{status} not sent: {e:?}")),
+                };
+            if let Some(d) = dialog {
+                self.a_answered(now, id, d);
+            }
+            return Ok(AnswerOutcome::Answered);
+        }
+        let leg = match call.a.leg {
+            Some(leg) => leg,
+            None => {
+                self.next_leg += 1;
+                LegId(self.next_leg)
+            }
+        };
+        let port = match call.a.port {
+            Some(port) => port,
+            None => match ports.allocate(leg) {
+                Some(port) => port,
+                None => {
+                    tracing::warn!(call = %call.view.id, "no RTP port free: 503");
+                    self.reject(now, id, 503, "Service Unavailable - No RTP Port", ep);
+                    return Ok(AnswerOutcome::Rejected);
+                }
+            },
         };
         let config = &self.config;
-        let call = self.calls.get_mut(&id).ok_or("call gone")?;
-        let (body, negotiated) = match &call.last_offer {
+        let (body, negotiated, our_offer) = match &call.a.last_offer {
             Some(offer) => {
-                let answer_config = AnswerConfig {
+                let answer_config = |codecs: Vec<CodecKind>| AnswerConfig {
                     address: config.media_ip,
                     rtp_port: port,
-                    codecs: config.codecs.clone(),
+                    codecs,
                     telephone_event: config.telephone_event,
-                    origin: call.origin,
+                    origin: call.a.origin,
                 };
-                match negotiate_answer(offer, &answer_config) {
-                    Ok(answer) => (answer.sdp.to_bytes(), Some(answer.negotiated)),
+                // RFC 3264 §6.1 lets the answerer prefer formats for a reason: the B-leg's codec
+                // keeps the bridge a relay.
+                let preferred = (!prefer.is_empty())
+                    .then(|| negotiate_answer(offer, &answer_config(prefer.to_vec())).ok())
+                    .flatten();
+                match preferred.map_or_else(|| negotiate_answer(offer, &answer_config(config.codecs.clone())), Ok) {
+                    Ok(answer) => (answer.sdp.to_bytes(), Some(answer.negotiated), None),
                     Err(e) => {
-                        ports.release(leg);
+                        if call.a.port.is_none() {
+                            ports.release(leg);
+                        }
                         let reply = Reply::new(488, "Not Acceptable Here").with_header("Warning", e.warning_text());
                         let _ = ep.respond(now, call.tx, reply);
                         tracing::info!(call = %call.view.id, error = %e, "offer not acceptable: 488");
+                        self.end_b(now, id, ep);
                         self.finish(now, id, EndReason::Rejected { status: 488 });
-                        return Ok(());
+                        return Ok(AnswerOutcome::Rejected);
                     }
                 }
             }
             None => {
+                let mut codecs = prefer.to_vec();
+                codecs.extend(config.codecs.iter().copied().filter(|c| !prefer.contains(c)));
                 let offer = build_offer(&OfferConfig {
                     address: config.media_ip,
                     rtp_port: port,
-                    codecs: config.codecs.clone(),
+                    codecs,
                     telephone_event: config.telephone_event,
-                    origin: call.origin,
+                    origin: call.a.origin,
                     direction: Direction::SendRecv,
                 });
-                let bytes = offer.to_bytes();
-                call.our_offer = Some(offer);
-                (bytes, None)
+                (offer.to_bytes(), None, Some(offer))
             }
         };
-        let dialog = match ep.respond(now, call.tx, Reply::new(200, "OK").with_body(Body::sdp(body.clone()))) {
-            Ok(Some(d)) => d,
-            other => {
-                ports.release(leg);
-                return Err(format!("200 not sent: {other:?}"));
+        let dialog =
+            match ep.respond(now, call.tx, Reply::new(status, reason_for(status)).with_body(Body::sdp(body.clone()))) {
+                Ok(d) => d,
+                Err(e) => {
+                    if call.a.port.is_none() {
+                        ports.release(leg);
+                    }
+                    return Err(format!("{status} not sent: {e:?}"));
+                }
+            };
+        call.a.port = Some(port);
+        call.a.leg = Some(leg);
+        call.a.last_answer = negotiated.is_some().then_some(body);
+        call.a.our_offer = our_offer;
+        // The port is held from now on, by the call or (after teardown) by `closing`.
+        self.by_leg.insert(leg, (id, Side::A));
+        if let Some(d) = dialog {
+            self.a_answered(now, id, d);
+        }
+        match negotiated {
+            Some(n) => {
+                self.start_media(id, Side::A, n);
+                Ok(AnswerOutcome::Answered)
             }
-        };
+            None => Ok(AnswerOutcome::OfferSent),
+        }
+    }
+
+    /// The A-leg's 200 went out and made `dialog`.
+    fn a_answered(&mut self, now: Duration, id: u64, dialog: DialogId) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
         call.state = CallState::Answered;
         call.answered = Some(now);
         call.dialog = Some(dialog.clone());
-        call.port = Some(port);
-        call.leg = Some(leg);
-        call.last_answer = Some(body);
-        self.by_dialog.insert(dialog, id);
-        // The port is held from now on, by the call or (after teardown) by `closing`.
-        self.by_leg.insert(leg, id);
-        match negotiated {
-            Some(n) => {
-                self.start_media(id, leg, n);
-                self.run_route(now, id, RouteName::Event(&route), ep, host, ports, depth + 1);
-            }
-            None => {
-                // Offer in our 200: media and the route wait for the answer in the ACK.
-                let call = self.calls.get_mut(&id).ok_or("call gone")?;
-                call.after_answer = Some(route);
-            }
-        }
-        Ok(())
+        self.by_dialog.insert(dialog, (id, Side::A));
     }
 
-    fn start_media(&mut self, id: u64, leg: LegId, n: Negotiated) {
+    fn start_media(&mut self, id: u64, side: Side, n: Negotiated) {
         let Some(call) = self.calls.get_mut(&id) else { return };
-        call.view.codec = n.codec.name().to_string();
+        match side {
+            Side::A => call.view.codec = n.codec.name().to_string(),
+            Side::B => call.view.b_codec = n.codec.name().to_string(),
+        }
+        let Some(sdp) = call.sdp_mut(side) else { return };
+        let Some(leg) = sdp.leg else { return };
         let media = leg_media(&n);
-        call.leg = Some(leg);
-        call.media_running = true;
-        call.negotiated = Some(n);
+        sdp.media_running = true;
+        sdp.negotiated = Some(n);
         self.media.push_back(MediaCmd::CreateLeg { leg, media });
     }
 
@@ -653,28 +923,30 @@ impl Sessions {
         host: &mut dyn RouteHost,
         ports: &mut dyn RtpPorts,
     ) {
-        let Some(&id) = self.by_dialog.get(dialog) else { return };
+        let Some(&(id, side)) = self.by_dialog.get(dialog) else { return };
         let Some(call) = self.calls.get_mut(&id) else { return };
-        let Some(offer) = call.our_offer.take() else { return };
-        let route = call.after_answer.take();
-        let Some(leg) = call.leg else { return };
+        let route = if side == Side::A { call.after_answer.take() } else { None };
+        let Some(sdp) = call.sdp_mut(side) else { return };
+        let Some(offer) = sdp.our_offer.take() else { return };
+        let Some(leg) = sdp.leg else { return };
         let answer = SessionDescription::parse(request.body()).map_err(|e| e.to_string()).and_then(|a| {
             let n = negotiate_offer_answer(&offer, &a).map_err(|e| e.to_string())?;
             Ok((a, n))
         });
         match answer {
-            Ok((sdp, n)) if call.media_running => {
+            Ok((answer, n)) if sdp.media_running => {
                 // The answer to the offer in our 200 to a re-INVITE without SDP.
-                call.last_offer = Some(sdp);
+                sdp.last_offer = Some(answer);
                 let media = leg_media(&n);
-                call.view.codec = n.codec.name().to_string();
-                call.negotiated = Some(n);
+                sdp.negotiated = Some(n);
                 self.media.push_back(MediaCmd::UpdateLeg { leg, media });
             }
-            Ok((sdp, n)) => {
-                call.last_offer = Some(sdp);
-                self.start_media(id, leg, n);
-                if let Some(route) = route {
+            Ok((answer, n)) => {
+                sdp.last_offer = Some(answer);
+                self.start_media(id, side, n);
+                if self.calls.get(&id).is_some_and(|c| c.b.is_some()) {
+                    self.join_legs(now, id, ep, host, ports);
+                } else if let Some(route) = route {
                     self.run_route(now, id, RouteName::Event(&route), ep, host, ports, 1);
                 }
             }
@@ -685,23 +957,24 @@ impl Sessions {
         }
     }
 
-    /// A re-INVITE: a new offer/answer in the dialog (hold: sendonly → we answer recvonly).
+    /// A re-INVITE on either leg: a new offer/answer answered locally (hold: sendonly → we answer
+    /// recvonly and stop sending to that leg).
     fn reinvite(&mut self, now: Duration, tx: ServerTxId, request: &Request, dialog: &DialogId, ep: &mut Endpoint) {
-        let Some(&id) = self.by_dialog.get(dialog) else {
+        let Some(&(id, side)) = self.by_dialog.get(dialog) else {
             let _ = ep.respond(now, tx, Reply::new(481, "Call/Transaction Does Not Exist"));
             return;
         };
         let config = &self.config;
-        let Some(call) = self.calls.get_mut(&id) else { return };
-        let Some(port) = call.port else {
+        let Some(sdp) = self.calls.get_mut(&id).and_then(|c| c.sdp_mut(side)) else { return };
+        let Some(port) = sdp.port else {
             let _ = ep.respond(now, tx, Reply::new(488, "Not Acceptable Here"));
             return;
         };
         // A running leg keeps its codec (the media graph changes destination and ptime in place,
         // not codec), so re-offers and re-answers name only it; an offer without it gets 488 and
         // the session stays as it was (RFC 3261 §14.2).
-        let codecs = match &call.negotiated {
-            Some(n) if call.media_running => vec![n.codec],
+        let codecs = match &sdp.negotiated {
+            Some(n) if sdp.media_running => vec![n.codec],
             _ => config.codecs.clone(),
         };
         if request.body().is_empty() {
@@ -712,12 +985,12 @@ impl Sessions {
                 rtp_port: port,
                 codecs,
                 telephone_event: config.telephone_event,
-                origin: call.origin.next(),
+                origin: sdp.origin.next(),
                 direction: Direction::SendRecv,
             });
             let body = offer.to_bytes();
             let _ = ep.respond(now, tx, Reply::new(200, "OK").with_body(Body::sdp(body)));
-            call.our_offer = Some(offer);
+            sdp.our_offer = Some(offer);
             return;
         }
         let Ok(offer) = SessionDescription::parse(request.body()) else {
@@ -726,31 +999,30 @@ impl Sessions {
             return;
         };
         // RFC 3264 §8: the same o= version is the same SDP, so the same answer.
-        if let (Some(prev), Some(answer)) = (&call.last_offer, &call.last_answer) {
+        if let (Some(prev), Some(answer)) = (&sdp.last_offer, &sdp.last_answer) {
             if crate::sdp::offer_unchanged(prev, &offer) {
                 let _ = ep.respond(now, tx, Reply::new(200, "OK").with_body(Body::sdp(answer.clone())));
                 return;
             }
         }
-        let origin = call.origin.next();
         let answer_config = AnswerConfig {
             address: config.media_ip,
             rtp_port: port,
             codecs,
             telephone_event: config.telephone_event,
-            origin,
+            origin: sdp.origin.next(),
         };
         match negotiate_answer(&offer, &answer_config) {
             Ok(answer) => {
                 let body = answer.sdp.to_bytes();
                 let _ = ep.respond(now, tx, Reply::new(200, "OK").with_body(Body::sdp(body.clone())));
-                call.last_offer = Some(offer);
-                call.last_answer = Some(body);
+                sdp.last_offer = Some(offer);
+                sdp.last_answer = Some(body);
                 let n = answer.negotiated;
-                if let Some(leg) = call.leg.filter(|_| call.media_running) {
+                if let Some(leg) = sdp.leg.filter(|_| sdp.media_running) {
                     self.media.push_back(MediaCmd::UpdateLeg { leg, media: leg_media(&n) });
                 }
-                call.negotiated = Some(n);
+                sdp.negotiated = Some(n);
             }
             Err(e) => {
                 let reply = Reply::new(488, "Not Acceptable Here").with_header("Warning", e.warning_text());
@@ -760,7 +1032,7 @@ impl Sessions {
     }
 
     /// End a call on any path: BYE if answered and the dialog is ours to end, 500/503 if
-    /// unanswered, media torn down.
+    /// unanswered, the B-leg cancelled or hung up, media torn down.
     fn end_call(&mut self, now: Duration, id: u64, reason: EndReason, ep: &mut Endpoint) {
         let Some(call) = self.calls.get(&id) else { return };
         match call.state {
@@ -783,51 +1055,77 @@ impl Sessions {
                 }
             }
         }
+        self.end_b(now, id, ep);
         self.finish(now, id, reason);
     }
 
     /// Forget a call whose SIP side is settled; tear its media down.
     fn finish(&mut self, now: Duration, id: u64, reason: EndReason) {
-        let Some(call) = self.calls.remove(&id) else { return };
+        let Some(mut call) = self.calls.remove(&id) else { return };
         self.by_tx.remove(&call.tx);
         if let Some(d) = &call.dialog {
             self.by_dialog.remove(d);
         }
-        let mut awaiting = None;
-        if let Some(leg) = call.leg {
-            self.by_leg.remove(&leg);
-            if call.media_running {
-                awaiting = Some(leg);
-                // The port stays bound until the media thread closes the leg's socket.
-                self.closing.insert(leg, call.port.unwrap_or(0));
-                self.media.push_back(MediaCmd::DestroyLeg { leg });
-            } else {
-                self.release_now.push(leg);
-            }
+        if let Some(b) = call.b.take() {
+            self.drop_b(id, b);
         }
+        self.release_leg(id, Side::A, &call.a);
         tracing::info!(call = %call.view.id, ?reason, "call ended");
         let record = CallRecord {
             id: call.view.id,
             from: call.view.from,
             to: call.view.to,
             ruri: call.view.ruri,
-            codec: call.negotiated.map(|n| n.codec),
+            codec: call.a.negotiated.map(|n| n.codec),
+            b_codec: call.b_codec,
             started: call.started,
             answered: call.answered,
             ended: now,
             reason,
             leg: None,
+            b_leg: call.b_report,
         };
-        match awaiting {
-            Some(leg) => {
-                self.awaiting_report.insert(leg, record);
-            }
-            None => self.ended.push_back(record),
+        let waiting = self.report_to.values().filter(|(owner, _)| *owner == id).count();
+        if waiting == 0 {
+            self.ended.push_back(record);
+        } else {
+            self.pending_records.insert(id, PendingRecord { record, waiting });
+        }
+    }
+
+    /// Give a leg's port back, or destroy its media (the port then waits for `LegClosed`).
+    fn release_leg(&mut self, id: u64, side: Side, sdp: &LegSdp) {
+        let Some(leg) = sdp.leg else { return };
+        self.by_leg.remove(&leg);
+        if sdp.media_running {
+            self.closing.insert(leg, sdp.port.unwrap_or(0));
+            self.report_to.insert(leg, (id, side));
+            self.media.push_back(MediaCmd::DestroyLeg { leg });
+        } else {
+            self.release_now.push(leg);
         }
     }
 
     fn call_id(&self, id: u64) -> String {
         self.calls.get(&id).map(|c| c.view.id.clone()).unwrap_or_default()
+    }
+}
+
+/// What [`Sessions::answer_a`] did.
+enum AnswerOutcome {
+    /// Answered with SDP; media runs.
+    Answered,
+    /// Our offer went in the 200; the answer comes in the ACK.
+    OfferSent,
+    /// The call was rejected (488, 503) and is gone, or there was nothing to answer yet.
+    Rejected,
+}
+
+fn reason_for(status: u16) -> &'static str {
+    match status {
+        180 => "Ringing",
+        183 => "Session Progress",
+        _ => "OK",
     }
 }
 

@@ -19,6 +19,13 @@ pub struct CallView {
     pub codec: String,
     /// The initial INVITE's headers, in order, for `call:header(name)`.
     pub headers: Vec<(String, String)>,
+    /// The B-leg's final status when a bridge failed (for `on_failed`: 486, 408 ...), or 200 once
+    /// bridged; 0 before any bridge.
+    pub bridge_status: u16,
+    /// The B-leg's reason phrase, or why the bridge could not start.
+    pub bridge_reason: String,
+    /// The B-leg's negotiated codec name, empty until it answers.
+    pub b_codec: String,
 }
 
 impl CallView {
@@ -41,6 +48,28 @@ pub enum Action {
     Reply { code: u16, reason: String },
     /// `call:ringing()`: 180 Ringing.
     Ringing,
+    /// `call:bridge(target, on_bridged [, on_failed] [, opts])`: dial a B-leg and bridge it.
+    Bridge(BridgeRequest),
+}
+
+/// What `call:bridge` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BridgeRequest {
+    /// The B-leg's Request-URI, e.g. `sip:bob@192.0.2.9:5060;transport=tcp`.
+    pub target: String,
+    /// Runs once both legs are answered and their media is joined.
+    pub on_bridged: String,
+    /// Runs when the B-leg fails (`call.bridge_status` says how); without it the failure is
+    /// relayed to an unanswered A-leg, or an answered one gets a BYE.
+    pub on_failed: Option<String>,
+    /// Codec names offered to the B-leg (`{"PCMU"}`); default: the A-leg's codec first, then ours.
+    pub codecs: Option<Vec<String>>,
+    /// Ring timeout; default [`crate::session::DEFAULT_RING_TIMEOUT`].
+    pub timeout: Option<std::time::Duration>,
+    /// Extra headers for the B-leg INVITE.
+    pub headers: Vec<(String, String)>,
+    /// The B-leg's From URI; default the A-leg's From (without its tag).
+    pub from: Option<String>,
 }
 
 /// Which route to run.

@@ -130,3 +130,58 @@ mod transaction_tests;
 
 #[cfg(test)]
 mod endpoint_tests;
+
+/// Why a request target (a bridge's B-leg URI) cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("target {target:?} is not a SIP URI: {detail}")]
+    Unparseable { target: String, detail: String },
+    #[error("target {target:?}: only sip: URIs are supported")]
+    Scheme { target: String },
+    /// rms does no DNS (RFC 3263): the host must be an IP literal or `localhost`.
+    #[error("target {target:?}: host must be an IP address or localhost (no DNS)")]
+    HostName { target: String },
+    #[error("target {target:?}: unsupported transport {transport:?} (udp or tcp)")]
+    Transport { target: String, transport: String },
+}
+
+/// A request target resolved without DNS: the Request-URI, where to send it and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub uri: Uri,
+    pub dest: std::net::SocketAddr,
+    pub transport: Transport,
+}
+
+/// Read a target such as `sip:bob@192.0.2.9:5080;transport=tcp` (RFC 3261 §19.1; default port
+/// 5060, default transport UDP).
+pub fn parse_target(target: &str) -> Result<Target, TargetError> {
+    let t = target.trim();
+    let uri = rsipstack::sip::parse_uri(t)
+        .map_err(|e| TargetError::Unparseable { target: t.to_string(), detail: e.to_string() })?;
+    if !t.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("sip:")) {
+        return Err(TargetError::Scheme { target: t.to_string() });
+    }
+    let host = uri.host_with_port.host.to_string();
+    let port = uri.host_with_port.port.as_ref().map_or(5060, |p| p.value());
+    let ip: std::net::IpAddr = match host.trim_start_matches('[').trim_end_matches(']') {
+        h if h.eq_ignore_ascii_case("localhost") => std::net::Ipv4Addr::LOCALHOST.into(),
+        h => h.parse().map_err(|_| TargetError::HostName { target: t.to_string() })?,
+    };
+    let transport = match uri_param(t, "transport") {
+        None => Transport::Udp,
+        Some(v) if v.eq_ignore_ascii_case("udp") => Transport::Udp,
+        Some(v) if v.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+        Some(v) => return Err(TargetError::Transport { target: t.to_string(), transport: v.to_string() }),
+    };
+    Ok(Target { uri, dest: std::net::SocketAddr::new(ip, port), transport })
+}
+
+/// A URI parameter's value (`;name=value`), before any `?headers`.
+fn uri_param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
+    let params = uri.split('?').next()?;
+    params.split(';').skip(1).find_map(|p| {
+        let (n, v) = p.split_once('=')?;
+        n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
