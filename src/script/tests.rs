@@ -135,3 +135,49 @@ fn rms_log_is_available() {
     let mut h = host("function request_route(call) rms.log('info', 'call from ' .. call.from); call:ringing() end");
     assert_eq!(h.run(RouteName::Request, &view()).unwrap(), vec![Action::Ringing]);
 }
+
+#[test]
+fn bridge_takes_its_routes_and_options_in_every_documented_form() {
+    let mut h = host(
+        r#"
+        function request_route(call)
+          call:bridge("sip:bob@127.0.0.1:5080", "rms:bridged")
+          call:bridge("sip:bob@127.0.0.1", "rms:bridged", "rms:failed")
+          call:bridge("sip:bob@127.0.0.1", "rms:bridged", { codecs = { "PCMU" }, timeout = 5 })
+          call:bridge("sip:bob@127.0.0.1", "rms:bridged", "rms:failed",
+            { timeout = 2.5, headers = { ["X-B"] = "2", ["X-A"] = "1" }, from = "sip:ivr@rms.example" })
+        end
+        event_route["rms:failed"] = function(call)
+          rms.log("info", "status " .. call.bridge_status .. " " .. call.bridge_reason .. " " .. call.b_codec)
+          call:bridge("sip:x@127.0.0.1", "rms:bridged", { codec = { "PCMU" } })
+        end
+        "#,
+    );
+    let base = BridgeRequest {
+        target: "sip:bob@127.0.0.1".into(),
+        on_bridged: "rms:bridged".into(),
+        ..BridgeRequest::default()
+    };
+    assert_eq!(
+        h.run(RouteName::Request, &view()).unwrap(),
+        vec![
+            Action::Bridge(BridgeRequest { target: "sip:bob@127.0.0.1:5080".into(), ..base.clone() }),
+            Action::Bridge(BridgeRequest { on_failed: Some("rms:failed".into()), ..base.clone() }),
+            Action::Bridge(BridgeRequest {
+                codecs: Some(vec!["PCMU".into()]),
+                timeout: Some(std::time::Duration::from_secs(5)),
+                ..base.clone()
+            }),
+            Action::Bridge(BridgeRequest {
+                on_failed: Some("rms:failed".into()),
+                timeout: Some(std::time::Duration::from_millis(2500)),
+                headers: vec![("X-A".into(), "1".into()), ("X-B".into(), "2".into())],
+                from: Some("sip:ivr@rms.example".into()),
+                ..base
+            }),
+        ]
+    );
+    // A misspelt option is an error naming it, not silence.
+    let err = h.run(RouteName::Event("rms:failed"), &view()).unwrap_err();
+    assert!(err.to_string().contains("bad option codec"), "{err}");
+}

@@ -416,6 +416,9 @@ impl Sessions {
 
     /// Forget a B-leg: cancel or hang up what is still alive, release its port or media.
     pub(super) fn drop_b(&mut self, id: u64, b: BLeg) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.b_codec = b.sdp.negotiated.as_ref().map(|n| n.codec).or(call.b_codec);
+        }
         self.by_client.remove(&b.tx);
         self.deadlines.remove(&(b.ring_deadline, id));
         if let Some(dialog) = &b.dialog {

@@ -1067,6 +1067,7 @@ impl Sessions {
             self.by_dialog.remove(d);
         }
         if let Some(b) = call.b.take() {
+            call.b_codec = b.sdp.negotiated.as_ref().map(|n| n.codec).or(call.b_codec);
             self.drop_b(id, b);
         }
         self.release_leg(id, Side::A, &call.a);

@@ -14,6 +14,7 @@ use crate::sip::{EndpointConfig, EndpointCounts, OutgoingRequest, SipMessage, Tr
 
 const CALLER: &str = "192.0.2.1:5060";
 const RMS: &str = "192.0.2.2:5060";
+const CALLEE: &str = "192.0.2.3:5060";
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -23,11 +24,17 @@ fn addr(s: &str) -> SocketAddr {
 struct ScriptedHost {
     routes: HashMap<String, Result<Vec<Action>, ScriptError>>,
     ran: Vec<String>,
+    /// The call as each route saw it.
+    views: Vec<CallView>,
 }
 
 impl ScriptedHost {
     fn new(routes: &[(&str, Vec<Action>)]) -> Self {
-        Self { routes: routes.iter().map(|(n, a)| (n.to_string(), Ok(a.clone()))).collect(), ran: Vec::new() }
+        Self {
+            routes: routes.iter().map(|(n, a)| (n.to_string(), Ok(a.clone()))).collect(),
+            ran: Vec::new(),
+            views: Vec::new(),
+        }
     }
 
     fn ivr(prompt: &str) -> Self {
@@ -40,12 +47,13 @@ impl ScriptedHost {
 }
 
 impl RouteHost for ScriptedHost {
-    fn run(&mut self, route: RouteName<'_>, _call: &CallView) -> Result<Vec<Action>, ScriptError> {
+    fn run(&mut self, route: RouteName<'_>, call: &CallView) -> Result<Vec<Action>, ScriptError> {
         let name = match route {
             RouteName::Request => "request_route".to_string(),
             RouteName::Event(n) => n.to_string(),
         };
         self.ran.push(name.clone());
+        self.views.push(call.clone());
         self.routes
             .get(&name)
             .cloned()
@@ -71,9 +79,30 @@ impl RtpPorts for CountingPorts {
     }
 }
 
+/// How the B-leg's UA answers an INVITE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Callee {
+    /// 180, then 200 with SDP at once.
+    Answer,
+    /// 486 Busy Here.
+    Busy,
+    /// Nothing by itself: the test responds through `callee_invite`.
+    Manual,
+}
+
 struct World {
     now: Duration,
     caller: Endpoint,
+    /// The B-leg's UA (at `CALLEE`).
+    callee: Endpoint,
+    callee_mode: Callee,
+    callee_events: Vec<SipEvent>,
+    /// SIP messages rms sent to the callee.
+    to_callee: Vec<SipMessage>,
+    /// The INVITE transaction the callee received last.
+    callee_invite: Option<ServerTxId>,
+    /// Every media command the sessions issued.
+    media_cmds: Vec<MediaCmd>,
     rms: Endpoint,
     sessions: Sessions,
     media: MediaCoordinator,
@@ -116,6 +145,12 @@ impl World {
         Self {
             now: Duration::ZERO,
             caller: Endpoint::new(EndpointConfig::new(addr(CALLER)), 1),
+            callee: Endpoint::new(EndpointConfig::new(addr(CALLEE)), 5),
+            callee_mode: Callee::Answer,
+            callee_events: Vec::new(),
+            to_callee: Vec::new(),
+            callee_invite: None,
+            media_cmds: Vec::new(),
             rms: Endpoint::new(EndpointConfig::new(addr(RMS)), 2),
             sessions: Sessions::new(config, 3),
             media: MediaCoordinator::new(4, Box::new(NoClock)),
@@ -154,10 +189,39 @@ impl World {
                 moved = true;
                 self.rms.handle_datagram(self.now, addr(CALLER), &payload);
             }
-            while let Some(Transmit { payload, .. }) = self.rms.poll_transmit() {
+            while let Some(Transmit { payload, .. }) = self.callee.poll_transmit() {
                 moved = true;
-                self.to_caller.push(SipMessage::parse_datagram(&payload).unwrap());
-                self.caller.handle_datagram(self.now, addr(RMS), &payload);
+                self.rms.handle_datagram(self.now, addr(CALLEE), &payload);
+            }
+            while let Some(Transmit { payload, dest, .. }) = self.rms.poll_transmit() {
+                moved = true;
+                if dest == addr(CALLEE) {
+                    self.to_callee.push(SipMessage::parse_datagram(&payload).unwrap());
+                    self.callee.handle_datagram(self.now, addr(RMS), &payload);
+                } else {
+                    self.to_caller.push(SipMessage::parse_datagram(&payload).unwrap());
+                    self.caller.handle_datagram(self.now, addr(RMS), &payload);
+                }
+            }
+            while let Some(e) = self.callee.poll_event() {
+                moved = true;
+                if let SipEvent::Request { tx, request, dialog: None, .. } = &e {
+                    if *request.method() == Method::Invite {
+                        self.callee_invite = Some(*tx);
+                        match self.callee_mode {
+                            Callee::Answer => {
+                                let _ = self.callee.respond(self.now, *tx, Reply::new(180, "Ringing"));
+                                let ok = Reply::new(200, "OK").with_body(Body::sdp(CALLEE_ANSWER));
+                                let _ = self.callee.respond(self.now, *tx, ok);
+                            }
+                            Callee::Busy => {
+                                let _ = self.callee.respond(self.now, *tx, Reply::new(486, "Busy Here"));
+                            }
+                            Callee::Manual => {}
+                        }
+                    }
+                }
+                self.callee_events.push(e);
             }
             while let Some(e) = self.rms.poll_event() {
                 moved = true;
@@ -165,6 +229,7 @@ impl World {
             }
             while let Some(cmd) = self.sessions.poll_media() {
                 moved = true;
+                self.media_cmds.push(cmd.clone());
                 self.media.handle_cmd(self.now, cmd);
             }
             while let Some(out) = self.media.poll_output() {
@@ -198,11 +263,17 @@ impl World {
     /// Advance time to `until` through every deadline (media ticks, SIP timers).
     fn run_until(&mut self, until: Duration) {
         loop {
-            let next = [Some(self.media.poll_timeout()), self.caller.poll_timeout(), self.rms.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap();
+            let next = [
+                Some(self.media.poll_timeout()),
+                self.caller.poll_timeout(),
+                self.callee.poll_timeout(),
+                self.rms.poll_timeout(),
+                self.sessions.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap();
             if next > until {
                 self.now = until;
                 return;
@@ -210,7 +281,9 @@ impl World {
             self.now = next;
             self.media.tick(self.now);
             self.caller.handle_timeout(self.now);
+            self.callee.handle_timeout(self.now);
             self.rms.handle_timeout(self.now);
+            self.sessions.handle_timeout(self.now, &mut self.rms, &mut self.host, &mut self.ports);
             self.flush();
         }
     }
@@ -242,10 +315,37 @@ impl World {
         assert!(self.ports.held.is_empty(), "RTP ports left: {:?}", self.ports.held);
         assert_eq!(self.rms.counts(), EndpointCounts::default(), "SIP state left");
     }
+
+    /// The callee's dialog (from its 200).
+    fn callee_dialog(&self) -> DialogId {
+        self.callee_events
+            .iter()
+            .find_map(|e| match e {
+                SipEvent::Ack { dialog, .. } => Some(dialog.clone()),
+                _ => None,
+            })
+            .expect("the callee has a confirmed dialog")
+    }
+
+    fn callee_requests(&self, method: Method) -> Vec<&SipMessage> {
+        self.to_callee.iter().filter(|m| m.method() == Some(&method)).collect()
+    }
+
+    fn bridges(&self) -> Vec<(LegId, LegId)> {
+        self.media_cmds
+            .iter()
+            .filter_map(|c| match c {
+                MediaCmd::Bridge { a, b } => Some((*a, *b)),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
 m=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n";
+const CALLEE_ANSWER: &str = "v=0\r\no=- 7 1 IN IP4 192.0.2.3\r\ns=-\r\nc=IN IP4 192.0.2.3\r\nt=0 0\r\n\
+m=audio 50000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
 const LATE_ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
 m=audio 40000 RTP/AVP 8\r\n";
 
@@ -406,6 +506,307 @@ fn reinvite_without_sdp_gets_our_offer_and_the_ack_answer_updates_the_leg() {
     assert_eq!(summary.codec, "PCMU");
     assert_eq!(w.media.leg_count(), 1, "the leg was updated, not recreated");
     w.caller.send_in_dialog(w.now, &dialog, Method::Bye, Vec::new(), None).unwrap();
+    w.flush();
+    w.assert_all_freed();
+}
+
+// ----- bridge (call:bridge and the B-leg) -----
+
+fn bridge_to(target: &str, on_failed: Option<&str>) -> Action {
+    Action::Bridge(BridgeRequest {
+        target: target.into(),
+        on_bridged: "rms:bridged".into(),
+        on_failed: on_failed.map(str::to_string),
+        ..BridgeRequest::default()
+    })
+}
+
+fn bridging_host(extra: &[(&str, Vec<Action>)]) -> ScriptedHost {
+    let mut routes = vec![("request_route", vec![bridge_to("sip:bob@192.0.2.3", None)]), ("rms:bridged", vec![])];
+    routes.extend(extra.iter().cloned());
+    ScriptedHost::new(&routes)
+}
+
+#[test]
+fn bridge_from_request_route_dials_b_then_answers_a_and_joins_the_legs() {
+    let mut w = World::new(bridging_host(&[]));
+    w.invite(Some(OFFER));
+    let invites = w.callee_requests(Method::Invite);
+    assert_eq!(invites.len(), 1);
+    let b_invite = invites[0];
+    let a_invite_call_id = w.to_caller[0].header("Call-ID").unwrap().to_string();
+    assert_ne!(b_invite.header("Call-ID").unwrap(), a_invite_call_id, "the B-leg has its own Call-ID");
+    assert!(b_invite.header("From").unwrap().starts_with("<sip:alice@192.0.2.1>;tag="), "A's From, new tag");
+    let a_tag = w.to_caller[0].header("From").unwrap().split("tag=").nth(1).unwrap().to_string();
+    assert!(!b_invite.header("From").unwrap().contains(&a_tag), "not A's From tag");
+    assert_eq!(b_invite.header("CSeq").unwrap(), "1 INVITE");
+    let offer = SessionDescription::parse(b_invite.body()).unwrap();
+    assert_eq!(offer.media()[0].fmt, "0 8 101", "A's codecs, in A's order, offered to B");
+    // A: 100, the callee's 180 relayed, then 200 once B answered.
+    assert_eq!(w.statuses(), vec![100, 180, 200]);
+    assert_eq!(w.callee_requests(Method::Ack).len(), 1, "B's 200 is ACKed");
+    let answer = SessionDescription::parse(w.to_caller[2].body()).unwrap();
+    assert_eq!(answer.media()[0].fmt, "0 101", "A answered with B's codec: the bridge can relay");
+    assert_eq!(w.bridges().len(), 1, "the legs are joined once");
+    assert_eq!(w.host.ran, vec!["request_route", "rms:bridged"]);
+    let bridged = w.host.views.last().unwrap();
+    assert_eq!((bridged.bridge_status, bridged.b_codec.as_str(), bridged.codec.as_str()), (200, "PCMU", "PCMU"));
+    let summary = &w.sessions.summaries(w.now)[0];
+    assert_eq!(summary.bridge.as_ref().unwrap().state, "answered");
+    // A hangs up: exactly one BYE to B.
+    let dialog = w.caller_dialog();
+    w.caller.send_in_dialog(w.now, &dialog, Method::Bye, Vec::new(), None).unwrap();
+    w.flush();
+    assert_eq!(w.callee_requests(Method::Bye).len(), 1);
+    assert!(w.byes().is_empty(), "no BYE back to the caller");
+    let record = w.sessions.poll_ended().unwrap();
+    assert_eq!(record.reason, EndReason::CallerBye);
+    assert_eq!(record.b_codec, Some(CodecKind::Pcmu));
+    assert!(record.leg.is_some() && record.b_leg.is_some(), "both legs' reports are in the record");
+    w.assert_all_freed();
+    assert_eq!(w.callee.counts(), EndpointCounts::default());
+}
+
+#[test]
+fn bye_from_b_sends_exactly_one_bye_to_a() {
+    let mut w = World::new(bridging_host(&[]));
+    w.invite(Some(OFFER));
+    w.run_until(Duration::from_secs(1));
+    let dialog = w.callee_dialog();
+    w.callee.send_in_dialog(w.now, &dialog, Method::Bye, Vec::new(), None).unwrap();
+    w.flush();
+    assert_eq!(w.byes().len(), 1);
+    assert!(w.callee_requests(Method::Bye).is_empty(), "no BYE back to the callee");
+    let record = w.sessions.poll_ended().unwrap();
+    assert_eq!((record.reason.name(), record.reason.hung_up_by()), ("callee_bye", "callee"));
+    w.assert_all_freed();
+}
+
+#[test]
+fn busy_b_is_relayed_to_a_at_once_without_on_failed() {
+    let mut w = World::new(bridging_host(&[]));
+    w.callee_mode = Callee::Busy;
+    w.invite(Some(OFFER));
+    assert_eq!(w.statuses(), vec![100, 486], "486 relayed in the same instant");
+    assert!(!w.host.ran.contains(&"rms:bridged".to_string()));
+    assert_eq!(w.sessions.poll_ended().unwrap().reason, EndReason::Rejected { status: 486 });
+    w.assert_all_freed();
+}
+
+#[test]
+fn on_failed_runs_with_the_b_status_and_decides() {
+    let mut w = World::new(ScriptedHost::new(&[
+        ("request_route", vec![bridge_to("sip:bob@192.0.2.3", Some("rms:failed"))]),
+        ("rms:failed", vec![Action::Reply { code: 480, reason: "Nobody Home".into() }]),
+    ]));
+    w.callee_mode = Callee::Busy;
+    w.invite(Some(OFFER));
+    assert_eq!(w.host.ran, vec!["request_route", "rms:failed"]);
+    let view = w.host.views.last().unwrap();
+    assert_eq!((view.bridge_status, view.bridge_reason.as_str()), (486, "Busy Here"));
+    assert_eq!(w.statuses(), vec![100, 480]);
+    w.assert_all_freed();
+    // An on_failed route that leaves the caller waiting: 500, never silence.
+    let mut w = World::new(ScriptedHost::new(&[
+        ("request_route", vec![bridge_to("sip:bob@192.0.2.3", Some("rms:failed"))]),
+        ("rms:failed", vec![]),
+    ]));
+    w.callee_mode = Callee::Busy;
+    w.invite(Some(OFFER));
+    assert_eq!(w.statuses(), vec![100, 500]);
+    w.assert_all_freed();
+}
+
+#[test]
+fn ring_timeout_cancels_b_and_gives_a_408() {
+    let mut request = match bridge_to("sip:bob@192.0.2.3", None) {
+        Action::Bridge(r) => r,
+        _ => unreachable!(),
+    };
+    request.timeout = Some(Duration::from_secs(5));
+    let mut w = World::new(ScriptedHost::new(&[("request_route", vec![Action::Bridge(request)])]));
+    w.callee_mode = Callee::Manual;
+    w.invite(Some(OFFER));
+    let tx = w.callee_invite.unwrap();
+    w.callee.respond(w.now, tx, Reply::new(180, "Ringing")).unwrap();
+    w.flush();
+    w.run_until(Duration::from_millis(4990));
+    assert_eq!(w.statuses(), vec![100, 180], "still ringing just before the timeout");
+    w.run_until(Duration::from_millis(5010));
+    assert_eq!(w.callee_requests(Method::Cancel).len(), 1, "B cancelled");
+    assert_eq!(w.statuses(), vec![100, 180, 408], "408 at the ring timeout");
+    assert!(w.callee_events.iter().any(|e| matches!(e, SipEvent::Cancelled { .. })));
+    w.assert_all_freed();
+    assert_eq!(w.callee.counts(), EndpointCounts::default());
+}
+
+#[test]
+fn caller_cancel_cancels_b() {
+    let mut w = World::new(bridging_host(&[]));
+    w.callee_mode = Callee::Manual;
+    w.invite(Some(OFFER));
+    let tx = w.callee_invite.unwrap();
+    w.callee.respond(w.now, tx, Reply::new(180, "Ringing")).unwrap();
+    w.flush();
+    let a_tx = w
+        .caller_events
+        .iter()
+        .find_map(|e| match e {
+            SipEvent::Response { tx, .. } => Some(*tx),
+            _ => None,
+        })
+        .unwrap();
+    w.caller.cancel(w.now, a_tx);
+    w.flush();
+    assert!(w.statuses().ends_with(&[200, 487]), "{:?}: 200 to the CANCEL, 487 to the INVITE", w.statuses());
+    assert_eq!(w.callee_requests(Method::Cancel).len(), 1, "B gets a CANCEL");
+    assert_eq!(w.sessions.poll_ended().unwrap().reason, EndReason::Cancelled);
+    w.assert_all_freed();
+}
+
+#[test]
+fn a_2xx_crossing_our_cancel_is_acked_and_hung_up() {
+    let mut w = World::new(bridging_host(&[]));
+    w.callee_mode = Callee::Manual;
+    w.invite(Some(OFFER));
+    let tx = w.callee_invite.unwrap();
+    w.callee.respond(w.now, tx, Reply::new(180, "Ringing")).unwrap();
+    w.flush();
+    // The caller hangs up (CANCEL) while the callee answers: the callee's 200 crosses rms's CANCEL.
+    let a_tx = w
+        .caller_events
+        .iter()
+        .find_map(|e| match e {
+            SipEvent::Response { tx, .. } => Some(*tx),
+            _ => None,
+        })
+        .unwrap();
+    w.callee.respond(w.now, tx, Reply::new(200, "OK").with_body(Body::sdp(CALLEE_ANSWER))).unwrap();
+    w.caller.cancel(w.now, a_tx);
+    // Deliver the caller's CANCEL before the callee's 200.
+    while let Some(Transmit { payload, .. }) = w.caller.poll_transmit() {
+        w.rms.handle_datagram(w.now, addr(CALLER), &payload);
+    }
+    w.flush();
+    assert_eq!(w.callee_requests(Method::Ack).len(), 1, "the late 200 is ACKed");
+    assert_eq!(w.callee_requests(Method::Bye).len(), 1, "and hung up");
+    assert!(w.statuses().ends_with(&[200, 487]));
+    w.assert_all_freed();
+    assert_eq!(w.callee.counts(), EndpointCounts::default());
+}
+
+#[test]
+fn early_media_183_with_sdp_answers_a_with_183_and_joins_early() {
+    let mut w = World::new(bridging_host(&[]));
+    w.callee_mode = Callee::Manual;
+    w.invite(Some(OFFER));
+    let tx = w.callee_invite.unwrap();
+    w.callee.respond(w.now, tx, Reply::new(183, "Session Progress").with_body(Body::sdp(CALLEE_ANSWER))).unwrap();
+    w.flush();
+    assert_eq!(w.statuses(), vec![100, 183]);
+    let early = w.to_caller[1].body().to_vec();
+    assert!(SessionDescription::parse(&early).is_ok(), "the 183 carries A's answer");
+    assert_eq!(w.bridges().len(), 1, "joined on early media");
+    assert!(w.host.ran == vec!["request_route"], "on_bridged waits for the answer");
+    w.run_until(Duration::from_millis(500));
+    w.callee.respond(w.now, tx, Reply::new(200, "OK").with_body(Body::sdp(CALLEE_ANSWER))).unwrap();
+    w.flush();
+    assert_eq!(w.statuses(), vec![100, 183, 200]);
+    assert_eq!(w.to_caller[2].body(), &early[..], "the 200 repeats the 183's answer");
+    assert_eq!(w.bridges().len(), 1, "joined once");
+    assert_eq!(w.host.ran, vec!["request_route", "rms:bridged"]);
+    let dialog = w.caller_dialog();
+    w.caller.send_in_dialog(w.now, &dialog, Method::Bye, Vec::new(), None).unwrap();
+    w.flush();
+    assert_eq!(w.callee_requests(Method::Bye).len(), 1);
+    w.assert_all_freed();
+}
+
+#[test]
+fn play_then_bridge_answers_once_and_stops_the_prompt() {
+    let mut w = World::new(ScriptedHost::new(&[
+        ("request_route", vec![Action::Answer { route: "rms:start".into() }]),
+        ("rms:start", vec![Action::Play { file: "hello.wav".into(), route: "rms:after_play".into() }]),
+        ("rms:after_play", vec![bridge_to("sip:bob@192.0.2.3", None)]),
+        ("rms:bridged", vec![]),
+    ]));
+    w.invite(Some(OFFER));
+    w.run_until(Duration::from_secs(2));
+    assert_eq!(w.host.ran, vec!["request_route", "rms:start", "rms:after_play", "rms:bridged"]);
+    assert_eq!(w.statuses().iter().filter(|s| **s == 200).count(), 1, "A answered once");
+    assert_eq!(w.callee_requests(Method::Invite).len(), 1);
+    assert_eq!(w.bridges().len(), 1);
+    let dialog = w.callee_dialog();
+    w.callee.send_in_dialog(w.now, &dialog, Method::Bye, Vec::new(), None).unwrap();
+    w.flush();
+    assert_eq!(w.byes().len(), 1);
+    w.assert_all_freed();
+}
+
+#[test]
+fn a_target_that_does_not_parse_fails_the_bridge_with_400() {
+    // With on_failed: it runs with status 400.
+    let mut w = World::new(ScriptedHost::new(&[
+        ("request_route", vec![bridge_to("not a uri", Some("rms:failed"))]),
+        ("rms:failed", vec![Action::Hangup { code: Some(404), reason: Some("Not Found".into()) }]),
+    ]));
+    w.invite(Some(OFFER));
+    assert_eq!(w.host.views.last().unwrap().bridge_status, 400);
+    assert_eq!(w.statuses(), vec![100, 404]);
+    assert!(w.to_callee.is_empty());
+    w.assert_all_freed();
+    // Without: an unanswered A gets 500, an answered one a BYE.
+    let mut w = World::new(ScriptedHost::new(&[("request_route", vec![bridge_to("sip:bob@example.com", None)])]));
+    w.invite(Some(OFFER));
+    assert_eq!(w.statuses(), vec![100, 500]);
+    w.assert_all_freed();
+    let mut w = World::new(ScriptedHost::new(&[
+        ("request_route", vec![Action::Answer { route: "rms:start".into() }]),
+        ("rms:start", vec![bridge_to("mailto:bob@192.0.2.3", None)]),
+    ]));
+    w.invite(Some(OFFER));
+    assert_eq!(w.byes().len(), 1);
+    assert_eq!(w.sessions.poll_ended().unwrap().reason, EndReason::BridgeFailed { status: 400 });
+    w.assert_all_freed();
+}
+
+#[test]
+fn reinvite_from_b_is_answered_locally_and_hold_stops_sending_to_b() {
+    let mut w = World::new(bridging_host(&[]));
+    w.invite(Some(OFFER));
+    let dialog = w.callee_dialog();
+    let hold = CALLEE_ANSWER.replace("o=- 7 1", "o=- 7 2") + "a=sendonly\r\n";
+    w.callee.send_in_dialog(w.now, &dialog, Method::Invite, Vec::new(), Some(Body::sdp(hold))).unwrap();
+    w.flush();
+    let ok = w
+        .callee_events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            SipEvent::Response { response, .. } if response.status() == 200 => Some(response.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let answer = String::from_utf8_lossy(ok.body()).to_string();
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    let b_leg = w.bridges()[0].1;
+    let update = w.media_cmds.iter().rev().find_map(|c| match c {
+        MediaCmd::UpdateLeg { leg, media } if *leg == b_leg => Some(*media),
+        _ => None,
+    });
+    assert_eq!(update.map(|m| m.send), Some(false), "no media to a holding B");
+    assert!(w.to_caller.iter().filter(|m| m.method() == Some(&Method::Invite)).count() == 0, "A is not involved");
+    // In-dialog INFO and OPTIONS from B: answered locally.
+    for method in [Method::Info, Method::Options] {
+        w.callee.send_in_dialog(w.now, &dialog, method, Vec::new(), None).unwrap();
+        w.flush();
+        let last = w.callee_events.iter().rev().find_map(|e| match e {
+            SipEvent::Response { response, .. } => Some(response.status()),
+            _ => None,
+        });
+        assert_eq!(last, Some(200), "{method}");
+    }
+    w.callee.send_in_dialog(w.now, &dialog, Method::Bye, Vec::new(), None).unwrap();
     w.flush();
     w.assert_all_freed();
 }

@@ -125,12 +125,6 @@ impl SipError {
     }
 }
 
-#[cfg(test)]
-mod transaction_tests;
-
-#[cfg(test)]
-mod endpoint_tests;
-
 /// Why a request target (a bridge's B-leg URI) cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
@@ -157,11 +151,18 @@ pub struct Target {
 /// 5060, default transport UDP).
 pub fn parse_target(target: &str) -> Result<Target, TargetError> {
     let t = target.trim();
-    let uri = rsipstack::sip::parse_uri(t)
-        .map_err(|e| TargetError::Unparseable { target: t.to_string(), detail: e.to_string() })?;
-    if !t.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("sip:")) {
-        return Err(TargetError::Scheme { target: t.to_string() });
+    let unparseable = |detail: String| TargetError::Unparseable { target: t.to_string(), detail };
+    if t.contains(char::is_whitespace) {
+        return Err(unparseable("white space in the URI".into()));
     }
+    match t.split_once(':') {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("sip") => {}
+        Some((scheme, _)) if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            return Err(TargetError::Scheme { target: t.to_string() })
+        }
+        _ => return Err(unparseable("no sip: scheme".into())),
+    }
+    let uri = rsipstack::sip::parse_uri(t).map_err(|e| unparseable(e.to_string()))?;
     let host = uri.host_with_port.host.to_string();
     let port = uri.host_with_port.port.as_ref().map_or(5060, |p| p.value());
     let ip: std::net::IpAddr = match host.trim_start_matches('[').trim_end_matches(']') {
@@ -185,3 +186,9 @@ fn uri_param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
         n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
     })
 }
+
+#[cfg(test)]
+mod transaction_tests;
+
+#[cfg(test)]
+mod endpoint_tests;

@@ -555,3 +555,16 @@ fn unknown_method_messages_are_otherwise_well_formed() {
         assert_eq!(msg.method().map(|m| m.to_string()), Some(known.to_string()));
     }
 }
+
+#[test]
+fn bridge_targets_resolve_without_dns_or_say_why_not() {
+    let t = parse_target("sip:bob@192.0.2.9:5080;transport=TCP").unwrap();
+    assert_eq!((t.dest, t.transport), ("192.0.2.9:5080".parse().unwrap(), Transport::Tcp));
+    let t = parse_target(" sip:bob@[2001:db8::1] ").unwrap();
+    assert_eq!((t.dest, t.transport), ("[2001:db8::1]:5060".parse().unwrap(), Transport::Udp));
+    assert_eq!(parse_target("sip:localhost:5070").unwrap().dest, "127.0.0.1:5070".parse().unwrap());
+    assert!(matches!(parse_target("not a uri"), Err(TargetError::Unparseable { .. })));
+    assert!(matches!(parse_target("sip:bob@example.com"), Err(TargetError::HostName { .. })));
+    assert!(matches!(parse_target("sips:bob@192.0.2.9"), Err(TargetError::Scheme { .. })));
+    assert!(matches!(parse_target("sip:bob@192.0.2.9;transport=sctp"), Err(TargetError::Transport { .. })));
+}
