@@ -51,15 +51,22 @@ fn work_dir(name: &str) -> PathBuf {
 
 /// Run sipp against `target` and return its message log; panics with sipp's errors on failure.
 fn sipp(name: &str, target: SocketAddr, args: &[&str]) -> String {
+    sipp_on(name, free_port(), Some(target), args)
+}
+
+/// Run sipp on SIP port `port`, as a UAC towards `target` or (without one) as a UAS.
+fn sipp_on(name: &str, port: u16, target: Option<SocketAddr>, args: &[&str]) -> String {
     let dir = work_dir(name);
     let messages = dir.join("messages.log");
     let errors = dir.join("errors.log");
-    let port = free_port().to_string();
+    let port = port.to_string();
     let media_port = free_port().to_string();
     let mut cmd = Command::new("sipp");
-    cmd.current_dir(&dir)
-        .arg(target.to_string())
-        .args(["-i", "127.0.0.1", "-p", &port, "-mp", &media_port, "-nostdin", "-timeout", "60s", "-timeout_error"])
+    cmd.current_dir(&dir);
+    if let Some(target) = target {
+        cmd.arg(target.to_string());
+    }
+    cmd.args(["-i", "127.0.0.1", "-p", &port, "-mp", &media_port, "-nostdin", "-timeout", "60s", "-timeout_error"])
         .args(["-trace_msg", "-message_file"])
         .arg(&messages)
         .args(["-trace_err", "-error_file"])
@@ -569,4 +576,147 @@ fn rms_serve_answers_an_offer_without_a_common_codec_with_488() {
     let (app, _) = server.shutdown();
     assert_eq!(app.sessions().counts(), rms::session::SessionCounts::default());
     assert_eq!(app.ports().in_use(), 0, "the port taken for the answer went back");
+}
+
+// ----- bridge: sipp UAC (A) -> rms -> sipp UAS (B) -----
+
+/// One bridged call: rms serving `script` (an example), a sipp callee running `callee` on its
+/// own thread, and a sipp caller running `caller` whose X-Bridge-To names the callee. Returns
+/// both message logs and the call log's record.
+fn bridge_call(
+    name: &str,
+    script: &str,
+    caller: (&str, &[&str]),
+    callee: (&str, &[&str]),
+    rtp_ports: &str,
+) -> (String, String, serde_json::Value) {
+    let dir = work_dir(&format!("{name}-log"));
+    let call_log = dir.join("calls.jsonl");
+    let mut config = serve_config(rtp_ports);
+    config.script = Some(format!("{}/examples/{script}", env!("CARGO_MANIFEST_DIR")).into());
+    config.call_log = Some(call_log.clone());
+    let server = Server::start(&config).expect("rms serve starts");
+    let b_port = free_port();
+    let (callee_scenario, callee_args) =
+        (scenario(callee.0), callee.1.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+    let callee_name = format!("{name}-callee");
+    let b = std::thread::spawn(move || {
+        let args: Vec<&str> = callee_args.iter().map(String::as_str).collect();
+        sipp_on(&callee_name, b_port, None, &[&["-sf", &callee_scenario, "-m", "1"][..], &args].concat())
+    });
+    let target = format!("sip:bob@127.0.0.1:{b_port}");
+    let a_log = sipp(
+        &format!("{name}-caller"),
+        server.local_addr(),
+        &[&["-sf", &scenario(caller.0), "-m", "1", "-set", "target", &target, "-set", "user", "bob"][..], caller.1]
+            .concat(),
+    );
+    let b_log = b.join().expect("the callee's sipp passed");
+    let (app, _) = server.shutdown();
+    assert_eq!(app.sessions().counts(), rms::session::SessionCounts::default(), "{name}: calls or legs left");
+    assert_eq!(app.ports().in_use(), 0, "{name}: RTP ports left");
+    let text = std::fs::read_to_string(&call_log).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let record = serde_json::from_str(text.lines().next().expect("one call in the call log")).unwrap();
+    (a_log, b_log, record)
+}
+
+const RING: [&str; 4] = ["-set", "ring", "30", "-set"];
+
+#[test]
+fn bridge_a_hangs_up_and_b_gets_one_bye() {
+    let (a, b, record) = bridge_call(
+        "bridge-a-bye",
+        "bridge.lua",
+        ("bridge_caller_hangs_up", &[&RING[..], &["rtp_port", "9", "-set", "talk", "500"]].concat()),
+        ("callee_answers", &["-set", "rtp_port", "9"]),
+        "46000-46099",
+    );
+    assert_eq!(b.matches("BYE sip:").count(), 1, "the callee got exactly one BYE:\n{b}");
+    assert!(a.contains("X-Bridge-To"));
+    assert_eq!(record["end_reason"], "caller_bye");
+    assert_eq!((record["codec"].as_str(), record["b_codec"].as_str()), (Some("PCMU"), Some("PCMU")));
+}
+
+#[test]
+fn bridge_b_hangs_up_and_a_gets_one_bye() {
+    let (_, _, record) = bridge_call(
+        "bridge-b-bye",
+        "bridge.lua",
+        ("bridge_caller_gets_bye", &[&RING[..], &["rtp_port", "9"]].concat()),
+        ("callee_hangs_up", &["-set", "rtp_port", "9", "-set", "talk", "500"]),
+        "46100-46199",
+    );
+    assert_eq!((record["end_reason"].as_str(), record["hung_up_by"].as_str()), (Some("callee_bye"), Some("callee")));
+}
+
+#[test]
+fn bridge_busy_callee_gives_the_caller_486_within_a_second() {
+    // bridge_caller_busy.xml fails unless the 486 arrives within 1000 ms of the INVITE's 100.
+    let (_, _, record) = bridge_call(
+        "bridge-busy",
+        "bridge.lua",
+        ("bridge_caller_busy", &[&RING[..], &["rtp_port", "9"]].concat()),
+        ("callee_busy", &[]),
+        "46200-46299",
+    );
+    assert_eq!((record["end_reason"].as_str(), record["status"].as_u64()), (Some("rejected"), Some(486)));
+}
+
+#[test]
+fn bridge_ring_timeout_cancels_the_callee_and_gives_the_caller_408() {
+    let started = std::time::Instant::now();
+    let (_, b, record) = bridge_call(
+        "bridge-timeout",
+        "bridge.lua",
+        ("bridge_caller_timeout", &["-set", "ring", "2", "-set", "rtp_port", "9"]),
+        ("callee_rings", &[]),
+        "46300-46399",
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2), "408 not before the 2 s ring timeout");
+    assert!(b.contains("CANCEL sip:"), "the callee was cancelled");
+    assert_eq!(record["status"].as_u64(), Some(408));
+}
+
+#[test]
+fn bridge_caller_cancel_cancels_the_callee() {
+    let (_, b, record) = bridge_call(
+        "bridge-cancel",
+        "bridge.lua",
+        ("bridge_caller_cancels", &[&RING[..], &["rtp_port", "9"]].concat()),
+        ("callee_rings", &[]),
+        "46400-46499",
+    );
+    assert!(b.contains("CANCEL sip:"), "the callee got the CANCEL");
+    assert_eq!(record["end_reason"], "cancelled");
+}
+
+#[test]
+fn play_then_bridge_connects_after_the_prompt() {
+    let (_, _, record) = bridge_call(
+        "play-then-bridge",
+        "play_then_bridge.lua",
+        ("bridge_caller_gets_bye", &[&RING[..], &["rtp_port", "9"]].concat()),
+        ("callee_hangs_up", &["-set", "rtp_port", "9", "-set", "talk", "300"]),
+        "46500-46599",
+    );
+    assert_eq!(record["end_reason"], "callee_bye");
+    // A heard the prompt (3 s at 20 ms) on its leg before the bridge.
+    let sent = record["legs"][0]["rtp"]["sent_packets"].as_u64().unwrap();
+    assert!(sent >= 148, "the prompt went out before the bridge: {record}");
+}
+
+#[test]
+fn play_then_bridge_to_a_busy_callee_runs_on_failed() {
+    // on_failed plays goodbye-8k.wav (1.5 s) and hangs up: the caller gets rms's BYE.
+    let (_, _, record) = bridge_call(
+        "play-then-busy",
+        "play_then_bridge.lua",
+        ("bridge_caller_gets_bye", &[&RING[..], &["rtp_port", "9"]].concat()),
+        ("callee_busy", &[]),
+        "46600-46699",
+    );
+    assert_eq!(record["end_reason"], "rms_bye");
+    let sent = record["legs"][0]["rtp"]["sent_packets"].as_u64().unwrap();
+    assert!(sent >= 148 + 73, "welcome then goodbye were played: {record}");
 }

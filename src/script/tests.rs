@@ -181,3 +181,18 @@ fn bridge_takes_its_routes_and_options_in_every_documented_form() {
     let err = h.run(RouteName::Event("rms:failed"), &view()).unwrap_err();
     assert!(err.to_string().contains("bad option codec"), "{err}");
 }
+
+#[test]
+fn every_example_script_loads_and_defines_the_routes_it_names() {
+    for name in ["ivr_play_hangup.lua", "bridge.lua", "play_then_bridge.lua", "transcoding_gateway.lua"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
+        let host = LuaHost::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let source = std::fs::read_to_string(&path).unwrap();
+        let defined = host.event_routes();
+        // Every "rms:..." route the script names is defined (a route that does not exist must
+        // never be silence).
+        for named in source.split('"').filter(|s| s.starts_with("rms:")) {
+            assert!(defined.iter().any(|d| d == named), "{name}: {named} is named but not defined");
+        }
+    }
+}

@@ -150,7 +150,9 @@ pub struct Target {
 /// Read a target such as `sip:bob@192.0.2.9:5080;transport=tcp` (RFC 3261 §19.1; default port
 /// 5060, default transport UDP).
 pub fn parse_target(target: &str) -> Result<Target, TargetError> {
+    // A name-addr's angle brackets are accepted (`<sip:bob@192.0.2.9>`).
     let t = target.trim();
+    let t = t.strip_prefix('<').and_then(|t| t.strip_suffix('>')).unwrap_or(t);
     let unparseable = |detail: String| TargetError::Unparseable { target: t.to_string(), detail };
     if t.contains(char::is_whitespace) {
         return Err(unparseable("white space in the URI".into()));
