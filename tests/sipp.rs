@@ -664,6 +664,7 @@ fn bridge_busy_callee_gives_the_caller_486_within_a_second() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // a real-peer test: the ring timeout runs in real time
 fn bridge_ring_timeout_cancels_the_callee_and_gives_the_caller_408() {
     let started = std::time::Instant::now();
     let (_, b, record) = bridge_call(
