@@ -149,6 +149,15 @@ playing: {}  rtp port: {}",
             c.playing,
             c.rtp_port.map_or("-".to_string(), |p| p.to_string()),
         );
+        if let Some(b) = &c.bridge {
+            println!(
+                "  bridge: {}  state: {}  codec: {}  rtp port: {}",
+                b.target,
+                b.state,
+                if b.codec.is_empty() { "-" } else { &b.codec },
+                b.rtp_port.map_or("-".to_string(), |p| p.to_string()),
+            );
+        }
     }
     Ok(())
 }
