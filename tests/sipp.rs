@@ -4,6 +4,11 @@
 
 #[path = "common/answer_app.rs"]
 mod answer_app;
+#[path = "common/codec_peer.rs"]
+#[allow(dead_code)] // shared with tests/transcoding.rs, which uses the rest
+mod codec_peer;
+#[path = "common/pcap.rs"]
+mod pcap;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
@@ -38,6 +43,9 @@ fn free_port() -> u16 {
 }
 
 fn scenario(name: &str) -> String {
+    if name.ends_with(".xml") {
+        return name.to_string();
+    }
     // The IVR caller is an example users run too; the others are test scenarios.
     let dir = if name == "ivr_call" { "examples" } else { "tests/sipp" };
     format!("{}/{dir}/{name}.xml", env!("CARGO_MANIFEST_DIR"))
@@ -720,4 +728,163 @@ fn play_then_bridge_to_a_busy_callee_runs_on_failed() {
     assert_eq!(record["end_reason"], "rms_bye");
     let sent = record["legs"][0]["rtp"]["sent_packets"].as_u64().unwrap();
     assert!(sent >= 148 + 73, "welcome then goodbye were played: {record}");
+}
+
+// ----- media through a bridge: independent codec peers on both sides -----
+
+/// The callee's speech: the reference rotated by half its length (the same voices and level, in
+/// another order), so that what each side hears can only have come from the other.
+fn b_speech(dir: &std::path::Path, rate: u32) -> PathBuf {
+    let path = dir.join(format!("b-speech-{rate}.wav"));
+    if !path.exists() {
+        let (rate, mut samples) = rms_filters::testing::read_wav(&codec_peer::reference_speech(rate)).unwrap();
+        let half = samples.len() / 2;
+        samples.rotate_left(half);
+        rms_filters::testing::write_wav(&path, rate, &samples).unwrap();
+    }
+    path
+}
+
+/// What arrived at one side of a bridged call, decoded by that side's independent decoder.
+struct Heard {
+    wav: PathBuf,
+    packets: usize,
+    lost: usize,
+}
+
+/// One bridged call with speech both ways: the caller (A) speaks PCMU, the callee (B) `b_codec`,
+/// each from a pcap of RTP made by ffmpeg/sox (replayed by sipp), and each side's test socket
+/// captures what rms sends it. Returns (what A heard, what B heard).
+/// Also returns the scratch directory (with B's speech in it).
+fn speech_through_bridge(
+    name: &str,
+    b_codec: codec_peer::Codec,
+    rtp_ports: &str,
+) -> (Heard, Heard, serde_json::Value, PathBuf) {
+    use codec_peer::{
+        encode, packetize, reassemble, reference_speech_for, Codec, ReceiveLimits, RtpReceiver, StreamParams,
+    };
+    let dir = codec_peer::work_dir(&format!("bridge-{name}"));
+    let pcap_of = |codec: Codec, file: &str, speech: &std::path::Path| {
+        let pt = codec.static_payload_type().unwrap_or(111);
+        let payloads = encode(speech, codec, &dir);
+        let packets = packetize(&payloads, codec, StreamParams::new(pt, 11));
+        let path = dir.join(file);
+        pcap::write_rtp_pcap(
+            &path,
+            &packets.iter().map(|p| p.to_bytes()).collect::<Vec<_>>(),
+            Duration::from_millis(20),
+        );
+        (path, pt, packets.len())
+    };
+    let (a_pcap, _, a_sent) = pcap_of(Codec::Pcmu, "a.pcap", &reference_speech_for(Codec::Pcmu));
+    let (b_pcap, b_pt, b_sent) = pcap_of(b_codec, "b.pcap", &b_speech(&dir, b_codec.encoder_rate()));
+    let fill = |template: &str, out: &str, subs: &[(&str, String)]| {
+        let mut text = std::fs::read_to_string(scenario(template)).unwrap();
+        for (from, to) in subs {
+            text = text.replace(from, to);
+        }
+        let path = dir.join(out);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let fmtp = match b_codec {
+        Codec::Opus => format!("a=fmtp:{b_pt} useinbandfec=1"),
+        _ => String::new(),
+    };
+    let caller_xml = fill("bridge_caller_plays", "caller.xml", &[("@PCAP@", a_pcap.to_string_lossy().into_owned())]);
+    let callee_xml = fill(
+        "callee_plays",
+        "callee.xml",
+        &[
+            ("@PCAP@", b_pcap.to_string_lossy().into_owned()),
+            ("@PT@", b_pt.to_string()),
+            ("@RTPMAP@", b_codec.rtpmap().to_string()),
+            ("      @FMTP@\n", if fmtp.is_empty() { String::new() } else { format!("      {fmtp}\n") }),
+        ],
+    );
+    let limits = ReceiveLimits {
+        first_packet: Duration::from_secs(20),
+        idle: Duration::from_secs(3),
+        total: Duration::from_secs(60),
+    };
+    let a_rx = RtpReceiver::spawn(UdpSocket::bind("127.0.0.1:0").unwrap(), limits);
+    let b_rx = RtpReceiver::spawn(UdpSocket::bind("127.0.0.1:0").unwrap(), limits);
+    let (a_port, b_port) = (a_rx.local_addr().port().to_string(), b_rx.local_addr().port().to_string());
+    let (_, _, record) = bridge_call(
+        name,
+        "bridge.lua",
+        (&caller_xml, &["-set", "ring", "30", "-set", "rtp_port", &a_port, "-set", "talk", "12500"]),
+        (&callee_xml, &["-set", "rtp_port", &b_port]),
+        rtp_ports,
+    );
+    let heard = |rx: RtpReceiver, codec: Codec, pt: u8, sent: usize, side: &str| {
+        let packets = rx.join();
+        let stream = reassemble(&packets, pt);
+        let wav = dir.join(format!("{side}-heard-8k.wav"));
+        codec_peer::decode_to_wav_8k(&stream.payloads, codec, &dir, &wav);
+        eprintln!("{name}: {side} received {} packets ({} lost) of {sent} sent", stream.received, stream.lost);
+        Heard { wav, packets: stream.received, lost: stream.lost }
+    };
+    let at_a = heard(a_rx, Codec::Pcmu, 0, b_sent, "A");
+    let at_b = heard(b_rx, b_codec, b_pt, a_sent, "B");
+    (at_a, at_b, record, dir)
+}
+
+#[test]
+fn bridged_pcmu_calls_relay_each_sides_speech_to_the_other() {
+    use codec_peer::{reference_speech, Codec};
+    let (at_a, at_b, record, dir) = speech_through_bridge("relay-pcmu", Codec::Pcmu, "47000-47099");
+    let read = |p: &std::path::Path| rms_filters::testing::read_wav(p).unwrap().1;
+    let (a_ref, b_ref) = (read(&reference_speech(8000)), read(&b_speech(&dir, 8000)));
+    let (heard_by_a, heard_by_b) = (read(&at_a.wav), read(&at_b.wav));
+    let a_hears_b = rms_filters::testing::best_correlation(&b_ref, &heard_by_a, 800).0;
+    let b_hears_a = rms_filters::testing::best_correlation(&a_ref, &heard_by_b, 800).0;
+    let a_hears_a = rms_filters::testing::best_correlation(&a_ref, &heard_by_a, 800).0;
+    eprintln!("PCMU relay: A hears B {a_hears_b:.4}, B hears A {b_hears_a:.4} (A hears itself {a_hears_a:.4})");
+    assert!(a_hears_b >= 0.98 && b_hears_a >= 0.98, "correlations {a_hears_b:.4} {b_hears_a:.4}");
+    assert!(a_hears_a < 0.5, "A's own speech is not what it hears");
+    assert_eq!((at_a.lost, at_b.lost), (0, 0), "nothing lost on loopback");
+    assert!(at_a.packets >= 545 && at_b.packets >= 545, "the whole 11 s each way");
+    assert_eq!(record["end_reason"], "caller_bye");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// PCMU at the caller, `b` at the callee: PESQ NB of what each side hears, beside the bare codec
+/// chain (the same speech through the same two codecs with no rms in between).
+fn transcoded_speech_scores(b: codec_peer::Codec, threshold: f64, rtp_ports: &str) {
+    use codec_peer::{bare_chain, pesq_nb, reference_speech, Codec};
+    let name = format!("pcmu-{b:?}").to_lowercase();
+    let (at_a, at_b, record, dir) = speech_through_bridge(&name, b, rtp_ports);
+    let (a_ref, b_ref) = (reference_speech(8000), b_speech(&dir, 8000));
+    // At the G.711 side: B's speech, encoded by B's peer, transcoded by rms to PCMU.
+    let a_mos = pesq_nb(&b_ref, &at_a.wav);
+    let a_bare = pesq_nb(&b_ref, &bare_chain(&b_speech(&dir, b.encoder_rate()), &[b, Codec::Pcmu], &dir));
+    // At the other side: A's PCMU transcoded by rms to `b`, decoded by B's independent decoder.
+    let b_mos = pesq_nb(&a_ref, &at_b.wav);
+    let b_bare = pesq_nb(&a_ref, &bare_chain(&a_ref, &[Codec::Pcmu, b], &dir));
+    eprintln!(
+        "PCMU <-> {b:?} through rms: A (G.711 side) hears PESQ {a_mos:.3} (bare chain {a_bare:.3}); \
+         B hears {b_mos:.3} (bare chain {b_bare:.3})"
+    );
+    assert!(a_mos >= threshold, "G.711 side: PESQ {a_mos:.3} < {threshold}");
+    assert!(a_mos >= a_bare - 0.1, "G.711 side: PESQ {a_mos:.3} more than 0.1 under the bare chain {a_bare:.3}");
+    assert!(b_mos >= b_bare - 0.1, "{b:?} side: PESQ {b_mos:.3} more than 0.1 under the bare chain {b_bare:.3}");
+    assert_eq!(record["b_codec"].as_str(), Some(b.rtpmap().split('/').next().unwrap()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn pcmu_to_pcma_transcoding_keeps_speech_quality() {
+    transcoded_speech_scores(codec_peer::Codec::Pcma, 3.8, "47100-47199");
+}
+
+#[test]
+fn pcmu_to_g722_transcoding_keeps_speech_quality() {
+    transcoded_speech_scores(codec_peer::Codec::G722, 3.5, "47200-47299");
+}
+
+#[test]
+fn pcmu_to_opus_transcoding_keeps_speech_quality() {
+    transcoded_speech_scores(codec_peer::Codec::Opus, 3.5, "47300-47399");
 }

@@ -7,10 +7,8 @@
 use std::io::Write;
 use std::path::Path;
 
-/// Write one RTP stream: `payloads[i]` goes out `i × ptime_ms` after the first packet, with
-/// payload type `pt`, sequence numbers from 1000 and timestamps from 0 advancing by
-/// `ts_per_packet` (e.g. 160 for 20 ms of PCMU or G.722, 960 for Opus).
-pub fn write_rtp_pcap(path: &Path, pt: u8, ts_per_packet: u32, ptime_ms: u32, payloads: &[Vec<u8>]) {
+/// Write RTP packets (whole datagrams) as a pcap, one every `interval` from the first.
+pub fn write_rtp_pcap(path: &Path, datagrams: &[Vec<u8>], interval: std::time::Duration) {
     let mut out = Vec::new();
     // Global header: magic, version 2.4, GMT offset, accuracy, snaplen, link type 1 (Ethernet).
     out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
@@ -19,28 +17,23 @@ pub fn write_rtp_pcap(path: &Path, pt: u8, ts_per_packet: u32, ptime_ms: u32, pa
     out.extend_from_slice(&[0; 8]);
     out.extend_from_slice(&65535u32.to_le_bytes());
     out.extend_from_slice(&1u32.to_le_bytes());
-    for (i, payload) in payloads.iter().enumerate() {
-        let i = i as u32;
-        let mut rtp = vec![0x80, pt & 0x7f];
-        rtp.extend_from_slice(&(1000u16.wrapping_add(i as u16)).to_be_bytes());
-        rtp.extend_from_slice(&(i.wrapping_mul(ts_per_packet)).to_be_bytes());
-        rtp.extend_from_slice(&0x5eed_0001u32.to_be_bytes());
-        rtp.extend_from_slice(payload);
+    for (i, rtp) in datagrams.iter().enumerate() {
         let udp_len = 8 + rtp.len();
+        // Ethernet (addresses zero, type IPv4), IPv4 127.0.0.1 → 127.0.0.1 (sipp ignores the
+        // addresses and checksums), UDP 6000 → 6000.
         let mut frame = vec![0u8; 12];
         frame.extend_from_slice(&[0x08, 0x00]);
-        let ip_len = (20 + udp_len) as u16;
         frame.extend_from_slice(&[0x45, 0]);
-        frame.extend_from_slice(&ip_len.to_be_bytes());
+        frame.extend_from_slice(&((20 + udp_len) as u16).to_be_bytes());
         frame.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
         frame.extend_from_slice(&6000u16.to_be_bytes());
         frame.extend_from_slice(&6000u16.to_be_bytes());
         frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
         frame.extend_from_slice(&[0, 0]);
-        frame.extend_from_slice(&rtp);
-        let at_us = u64::from(i) * u64::from(ptime_ms) * 1000;
-        out.extend_from_slice(&((at_us / 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&((at_us % 1_000_000) as u32).to_le_bytes());
+        frame.extend_from_slice(rtp);
+        let at = interval * i as u32;
+        out.extend_from_slice(&(at.as_secs() as u32).to_le_bytes());
+        out.extend_from_slice(&at.subsec_micros().to_le_bytes());
         out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
         out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
         out.extend_from_slice(&frame);
