@@ -20,9 +20,12 @@ use rms_filters::codec::CodecKind;
 
 use super::{BLeg, BState, BridgeRequest, CallState, EndReason, LegSdp, Sessions, Side, DEFAULT_RING_TIMEOUT};
 use crate::media::MediaCmd;
-use crate::sdp::{build_offer, negotiate_offer_answer, Direction, OfferConfig, OriginState, SessionDescription};
+use crate::sdp::{
+    build_offer, negotiate_answer, negotiate_offer_answer, AnswerConfig, Direction, OfferConfig, OriginState,
+    SessionDescription,
+};
 use crate::session::{RouteHost, RouteName, RtpPorts};
-use crate::sip::{parse_target, Body, ClientTxId, DialogId, Endpoint, Method, OutgoingRequest, Response};
+use crate::sip::{parse_target, Body, ClientTxId, DialogId, Endpoint, Method, OutgoingRequest, Reply, Response};
 
 impl Sessions {
     /// `call:bridge(...)`: dial the B-leg. Errors are script errors (the call ends with 500 or
@@ -41,6 +44,24 @@ impl Sessions {
         let call = self.calls.get(&id).ok_or("call gone")?;
         if call.b.is_some() {
             return Err("bridge() while another bridge is under way".into());
+        }
+        // A caller whose offer we cannot answer gets its 488 now, not after ringing the callee.
+        if call.state == CallState::Unanswered {
+            if let Some(offer) = &call.a.last_offer {
+                let probe = AnswerConfig {
+                    address: self.config.media_ip,
+                    rtp_port: 9,
+                    codecs: self.config.codecs.clone(),
+                    telephone_event: false,
+                    origin: call.a.origin,
+                };
+                if let Err(e) = negotiate_answer(offer, &probe) {
+                    let reply = Reply::new(488, "Not Acceptable Here").with_header("Warning", e.warning_text());
+                    let _ = ep.respond(now, call.tx, reply);
+                    self.finish(now, id, EndReason::Rejected { status: 488 });
+                    return Ok(());
+                }
+            }
         }
         let codecs = self.b_offer_codecs(id, &request)?;
         let target = match parse_target(&request.target) {
@@ -196,7 +217,7 @@ impl Sessions {
         }
         let Some(call) = self.calls.get(&id) else { return };
         if a_unanswered && !call.a.media_running {
-            let _ = ep.respond(now, call.tx, crate::sip::Reply::new(180, "Ringing"));
+            let _ = ep.respond(now, call.tx, Reply::new(180, "Ringing"));
         }
     }
 

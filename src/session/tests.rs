@@ -810,3 +810,12 @@ fn reinvite_from_b_is_answered_locally_and_hold_stops_sending_to_b() {
     w.flush();
     w.assert_all_freed();
 }
+
+#[test]
+fn a_caller_offer_without_a_common_codec_gets_488_before_b_is_dialled() {
+    let mut w = World::new(bridging_host(&[]));
+    w.invite(Some(&OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 18").replace("a=rtpmap:101", "a=x:101")));
+    assert_eq!(w.statuses(), vec![100, 488]);
+    assert!(w.to_callee.is_empty(), "the callee is never rung");
+    w.assert_all_freed();
+}
