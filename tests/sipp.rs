@@ -5,7 +5,6 @@
 #[path = "common/answer_app.rs"]
 mod answer_app;
 #[path = "common/codec_peer.rs"]
-#[allow(dead_code)] // shared with tests/transcoding.rs, which uses the rest
 mod codec_peer;
 #[path = "common/pcap.rs"]
 mod pcap;
