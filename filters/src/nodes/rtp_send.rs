@@ -143,15 +143,15 @@ impl RtpSend {
     }
 
     /// Where a packet of `d` units whose audio ends now goes: (timestamp, marker, media time sent up to).
-    /// Audio ends at `media_now` at the latest. A shortfall of at least one packet since the last one is
-    /// a silent gap: jump the timestamp over it and mark the new talkspurt. Shorter shortfalls are
-    /// scheduling jitter in the chain, not silence.
-    fn place(&self, d: u64) -> (u32, bool, u64) {
+    /// Audio ends at `media_now` at the latest. A shortfall of at least one packet (plus `slack`) since
+    /// the last one is a silent gap: jump the timestamp over it and mark the new talkspurt. Shorter
+    /// shortfalls are scheduling jitter in the chain, not silence.
+    fn place(&self, d: u64, slack: u64) -> (u32, bool, u64) {
         match self.sent_until {
             None => (self.next_ts, true, self.media_now),
             Some(until) => {
                 let gap = self.media_now.saturating_sub(until + d);
-                if gap >= d {
+                if gap >= d + slack {
                     (self.next_ts.wrapping_add(gap as u32), true, self.media_now)
                 } else {
                     (self.next_ts, false, until + d)
@@ -189,7 +189,7 @@ impl RtpSend {
         if self.media_now < self.quiet_until {
             return Ok(());
         }
-        let (ts, marker, until) = self.place(u64::from(enc.duration));
+        let (ts, marker, until) = self.place(u64::from(enc.duration), 0);
         self.send(cx, enc.payload_type, self.seq, ts, marker, &enc.payload);
         self.seq = self.seq.wrapping_add(1);
         self.next_ts = ts.wrapping_add(enc.duration);
@@ -209,7 +209,10 @@ impl RtpSend {
         });
         let fresh = same_stream.is_none();
         let mut map = same_stream.unwrap_or_else(|| {
-            let (ts, _, _) = self.place(u64::from(d));
+            // Relayed packets leave as they arrive, so one may come a packet time late without any
+            // silence before it (network jitter; RFC 3550 A.1 probation holds a new source's first
+            // packet until the second): only a longer shortfall is a gap.
+            let (ts, _, _) = self.place(u64::from(d), u64::from(d));
             RelayMap {
                 ssrc: rtp.ssrc,
                 newest: rtp.seq,
