@@ -345,6 +345,7 @@ impl Sessions {
                 tracing::error!(call = %self.call_id(id), %error, "media failed; ending the call");
                 self.end_call(now, id, EndReason::Error { detail: error.to_string() }, ep);
             }
+            MediaEvent::Bridged { .. } => {}
             MediaEvent::LegClosed { leg, report } => {
                 if self.closing.remove(&leg).is_some() {
                     ports.release(leg);
