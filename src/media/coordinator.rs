@@ -346,9 +346,8 @@ impl MediaCoordinator {
     /// which replaces the bridged audio (what arrives meanwhile is dropped).
     fn cross(&mut self, from: LegId, to: LegId) {
         let (media, events) = &mut self.crossing;
-        if let Some(out) = self.legs.get_mut(&from).and_then(|l| Some((l.bridge_out?, l))) {
-            let (node, l) = out;
-            if let Some(out) = l.rx.filter_mut::<BridgeOut>(node) {
+        if let Some(l) = self.legs.get_mut(&from) {
+            if let Some(out) = l.bridge_out.and_then(|n| l.rx.filter_mut::<BridgeOut>(n)) {
                 out.take(media, events);
             }
         }
