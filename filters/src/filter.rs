@@ -182,6 +182,13 @@ impl UsageStats {
         self.max_ns = self.max_ns.max(ns);
     }
 
+    /// Add `other`'s runs to these (two nodes reported as one row).
+    pub fn merge(&mut self, other: &UsageStats) {
+        self.count += other.count;
+        self.total_ns += other.total_ns;
+        self.max_ns = self.max_ns.max(other.max_ns);
+    }
+
     pub fn mean_ns(&self) -> f64 {
         if self.count == 0 {
             return 0.0;

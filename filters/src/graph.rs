@@ -75,6 +75,8 @@ pub struct Graph {
     schedule: Vec<NodeId>,
     events: Vec<FilterEvent>,
     transmits: Vec<Transmit>,
+    /// Usage of removed nodes, by name: a graph's table covers every filter it ran.
+    retired: Vec<(&'static str, UsageStats)>,
     ticks: u64,
     failed: bool,
 }
@@ -102,7 +104,8 @@ impl Graph {
         id
     }
 
-    /// Remove a node and every link touching it; frames queued on those links are dropped.
+    /// Remove a node and every link touching it; frames queued on those links are dropped. Its usage
+    /// stays in [`Graph::usage`].
     pub fn remove(&mut self, id: NodeId) -> Result<Box<dyn Filter>, GraphError> {
         self.node(id)?;
         for slot in 0..self.links.len() {
@@ -114,6 +117,12 @@ impl Graph {
         }
         let node = self.nodes[id.0 as usize].take().ok_or(GraphError::NoSuchNode(id))?;
         self.reschedule()?;
+        if node.usage.count > 0 {
+            match self.retired.iter_mut().find(|(name, _)| *name == node.desc.name) {
+                Some((_, usage)) => usage.merge(&node.usage),
+                None => self.retired.push((node.desc.name, node.usage)),
+            }
+        }
         Ok(node.filter)
     }
 
@@ -246,9 +255,18 @@ impl Graph {
         self.transmits.drain(..)
     }
 
-    /// Usage statistics of every node (the "FILTER USAGE STATISTICS" table).
+    /// Usage statistics of every node (the "FILTER USAGE STATISTICS" table). A removed node's usage is
+    /// added to the first live node of its name, or has its own row when there is none.
     pub fn usage(&self) -> UsageTable {
-        UsageTable::new(self.nodes.iter().flatten().map(|n| (n.desc.name, n.usage)))
+        let mut rows: Vec<(&'static str, UsageStats)> =
+            self.nodes.iter().flatten().map(|n| (n.desc.name, n.usage)).collect();
+        for (name, usage) in &self.retired {
+            match rows.iter_mut().find(|(n, _)| n == name) {
+                Some((_, live)) => live.merge(usage),
+                None => rows.push((name, *usage)),
+            }
+        }
+        UsageTable::new(rows)
     }
 
     /// Frames waiting in link queues (all links).
@@ -472,5 +490,23 @@ mod tests {
         assert_eq!(g.schedule(), &[src]);
         assert_eq!(g.queued_frames(), 0);
         assert!(g.filter::<Pass>(pass).is_none());
+    }
+
+    #[test]
+    fn a_removed_nodes_usage_stays_in_the_table() {
+        let mut g = Graph::new();
+        let src = g.add(ToneGen::new(8000, 440.0, 0.0, 1000));
+        let pass = g.add(Pass { fail_at: None });
+        g.chain(&[src, pass]).unwrap();
+        g.tick(Duration::ZERO, &NoClock).unwrap();
+        g.remove(pass).unwrap();
+        let count =
+            |g: &Graph| g.usage().rows.iter().filter(|r| r.name == "pass").map(|r| r.stats.count).collect::<Vec<_>>();
+        assert_eq!(count(&g), vec![1], "its own row while no live node has its name");
+        // A new node of the same name takes the old one's runs into its row.
+        let again = g.add(Pass { fail_at: None });
+        g.chain(&[src, again]).unwrap();
+        g.tick(TICK, &NoClock).unwrap();
+        assert_eq!(count(&g), vec![2]);
     }
 }

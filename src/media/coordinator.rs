@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use rms_filters::nodes::rtp_recv::RecvStats;
 use rms_filters::nodes::rtp_send::SendStats;
-use rms_filters::nodes::{Decoder, Encoder, FilePlayer, Recorder, Resampler, RtpRecv, RtpSend, VoidSink};
-use rms_filters::{FilterEvent, Graph, GraphError, NodeId, UsageClock, UsageTable};
+use rms_filters::nodes::{BridgeIn, BridgeMap, BridgeOut, EventMap, FilePlayer, Recorder, RtpRecv, RtpSend};
+use rms_filters::{FilterEvent, Frame, Graph, GraphError, RtpFrame, UsageClock, UsageTable};
 
+use super::leg::{BridgeEnd, Leg};
 use super::prompt_cache::{PromptCache, PromptCacheLimits};
-use super::{LegId, LegMedia, MediaCmd, MediaEvent, MediaOutput, TickSchedule, TickStats};
+use super::{BridgeMode, LegId, LegMedia, MediaCmd, MediaEvent, MediaOutput, TickSchedule, TickStats};
 
 /// Why a media command or a leg failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,12 @@ pub enum MediaError {
     AlreadyRecording(LegId),
     #[error("cannot record to {path}: {detail}")]
     Record { path: PathBuf, detail: String },
+    #[error("leg {0:?} cannot be bridged to itself")]
+    BridgeToSelf(LegId),
+    #[error("leg {leg:?} is already bridged to {peer:?}")]
+    AlreadyBridged { leg: LegId, peer: LegId },
+    #[error("leg {0:?} is not bridged")]
+    NotBridged(LegId),
     #[error(transparent)]
     Graph(#[from] GraphError),
     #[error("a filter panicked: {message}")]
@@ -61,30 +68,21 @@ impl std::fmt::Display for LegReport {
         writeln!(f, "{:<40} {} packets", "incoming received too late", r.late)?;
         writeln!(f, "{:<40} {} packets", "incoming bad formatted", r.bad_formatted)?;
         writeln!(f, "{:<40} {} packets", "incoming discarded (queue overflow)", r.discarded)?;
+        writeln!(f, "{:<40} {} packets", "incoming unknown payload type", r.unknown_payload_type)?;
+        writeln!(f, "{:<40} {} packets", "incoming telephone-events malformed", r.bad_events)?;
+        writeln!(f, "{:<40} {} packets", "incoming telephone-events not relayed", r.events_dropped)?;
         writeln!(f, "=====")?;
         write!(f, "{}", self.usage)
     }
 }
 
-/// A leg and the nodes of its play recipe.
-struct Leg {
-    graph: Graph,
-    media: LegMedia,
-    player: NodeId,
-    resampler: NodeId,
-    encoder: NodeId,
-    send: NodeId,
-    recv: NodeId,
-    /// What follows `recv`: the void sink, or the decoder of a recording.
-    recv_sink: NodeId,
-    recording: bool,
-    /// Token of the play in progress.
-    playing: Option<u64>,
-}
-
 /// See the module docs of [`crate::media`] for the run loop.
 pub struct MediaCoordinator {
     legs: BTreeMap<LegId, Leg>,
+    /// Bridged pairs, each once.
+    bridges: Vec<(LegId, LegId)>,
+    /// Frames crossing a bridge, reused every tick.
+    crossing: (Vec<Frame>, Vec<RtpFrame>),
     schedule: TickSchedule,
     outputs: VecDeque<MediaOutput>,
     rng: fastrand::Rng,
@@ -98,6 +96,8 @@ impl MediaCoordinator {
     pub fn new(seed: u64, clock: Box<dyn UsageClock + Send>) -> Self {
         Self {
             legs: BTreeMap::new(),
+            bridges: Vec::new(),
+            crossing: (Vec::new(), Vec::new()),
             schedule: TickSchedule::new(),
             outputs: VecDeque::new(),
             rng: fastrand::Rng::with_seed(seed),
@@ -119,9 +119,9 @@ impl MediaCoordinator {
             | MediaCmd::Play { leg, .. }
             | MediaCmd::StopPlay { leg }
             | MediaCmd::Record { leg, .. }
-            | MediaCmd::DestroyLeg { leg }
+            | MediaCmd::Bridge { a: leg, .. }
             | MediaCmd::Unbridge { leg }
-            | MediaCmd::Bridge { a: leg, .. } => *leg,
+            | MediaCmd::DestroyLeg { leg } => *leg,
         };
         // Commands open and probe files (Play, Record): a decoder bug must not take the media thread
         // and every call with it.
@@ -144,7 +144,7 @@ impl MediaCoordinator {
     /// A datagram arrived on `leg`'s RTP socket. Unknown legs (a late packet after teardown) are dropped.
     pub fn handle_rtp(&mut self, now: Duration, leg: LegId, _from: SocketAddr, bytes: &[u8]) {
         let Some(l) = self.legs.get_mut(&leg) else { return };
-        if let Some(recv) = l.graph.filter_mut::<RtpRecv>(l.recv) {
+        if let Some(recv) = l.rx.filter_mut::<RtpRecv>(l.recv) {
             recv.push_datagram(now, bytes);
         }
     }
@@ -172,9 +172,20 @@ impl MediaCoordinator {
         self.schedule.stats()
     }
 
-    /// The graph of `leg`, for recipes beyond the built-in ones and for tests.
+    /// The send graph of `leg` (`file_player → … → rtp_send`), for recipes beyond the built-in ones and
+    /// for tests.
     pub fn graph_mut(&mut self, leg: LegId) -> Option<&mut Graph> {
-        self.legs.get_mut(&leg).map(|l| &mut l.graph)
+        self.legs.get_mut(&leg).map(|l| &mut l.tx)
+    }
+
+    /// The receive graph of `leg` (`rtp_recv → …`).
+    pub fn rx_graph_mut(&mut self, leg: LegId) -> Option<&mut Graph> {
+        self.legs.get_mut(&leg).map(|l| &mut l.rx)
+    }
+
+    /// The leg `leg` is bridged to, and how.
+    pub fn bridged_to(&self, leg: LegId) -> Option<(LegId, BridgeMode)> {
+        self.legs.get(&leg)?.bridge.map(|b| (b.peer, b.mode))
     }
 
     pub fn has_leg(&self, leg: LegId) -> bool {
@@ -196,8 +207,9 @@ impl MediaCoordinator {
                 if self.legs.contains_key(&leg) {
                     return Err(MediaError::LegExists(leg));
                 }
-                let built = self.build_play_graph(leg, media)?;
-                self.legs.insert(leg, built);
+                check_ptime(media.ptime_ms)?;
+                let ids = (self.rng.u32(..), self.rng.u16(..), self.rng.u32(..));
+                self.legs.insert(leg, Leg::new(leg, media, ids)?);
             }
             MediaCmd::UpdateLeg { leg, media } => {
                 check_ptime(media.ptime_ms)?;
@@ -205,13 +217,15 @@ impl MediaCoordinator {
                 if (media.codec, media.payload_type) != (l.media.codec, l.media.payload_type) {
                     return Err(MediaError::CodecChange(leg));
                 }
-                if let Some(send) = l.graph.filter_mut::<RtpSend>(l.send) {
-                    send.set_dest(media.remote);
+                l.apply_media(media);
+                if let Some(end) = l.bridge {
+                    // A new ptime may turn a relay into a transcode or back; new payload types remap.
+                    let mode = self.configure_bridge(leg, end.peer)?;
+                    if mode != end.mode {
+                        let (a, b) = (leg.min(end.peer), leg.max(end.peer));
+                        self.event(MediaEvent::Bridged { a, b, mode });
+                    }
                 }
-                if let Some(encoder) = l.graph.filter_mut::<Encoder>(l.encoder) {
-                    encoder.set_ptime(media.ptime_ms);
-                }
-                l.media = media;
             }
             MediaCmd::Play { leg, file, loops, token } => {
                 let l = self.legs.get_mut(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
@@ -220,8 +234,7 @@ impl MediaCoordinator {
                 // reports whatever is wrong with it.
                 let cached = self.prompts.get(&file, rate).ok().flatten();
                 let player_node = l.player;
-                let player =
-                    l.graph.filter_mut::<FilePlayer>(player_node).ok_or(GraphError::NoSuchNode(player_node))?;
+                let player = l.tx.filter_mut::<FilePlayer>(player_node).ok_or(GraphError::NoSuchNode(player_node))?;
                 let result = match cached {
                     Some(samples) => player.play_pcm(&file, samples, rate, loops),
                     None => player.play(&file, loops).map(|_| ()),
@@ -232,6 +245,8 @@ impl MediaCoordinator {
                 if result.is_ok() {
                     l.playing = Some(token);
                 }
+                // On a bridged leg the prompt replaces the bridged audio until it ends.
+                l.wire()?;
                 if let Some(old) = replaced {
                     self.event(MediaEvent::PlayDone { leg, token: old, completed: false });
                 }
@@ -241,31 +256,26 @@ impl MediaCoordinator {
             }
             MediaCmd::StopPlay { leg } => {
                 let l = self.legs.get_mut(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
-                if let Some(player) = l.graph.filter_mut::<FilePlayer>(l.player) {
-                    player.stop();
-                }
-                l.reset_send_path();
-                if let Some(token) = l.playing.take() {
+                let token = l.stop_play()?;
+                if let Some(token) = token {
                     self.event(MediaEvent::PlayDone { leg, token, completed: false });
                 }
             }
             MediaCmd::Record { leg, file } => {
                 let l = self.legs.get_mut(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
-                if l.recording {
+                if l.recorder.is_some() {
                     return Err(MediaError::AlreadyRecording(leg));
                 }
                 let recorder = Recorder::create(&file, l.media.codec.sample_rate())
                     .map_err(|e| MediaError::Record { path: file.clone(), detail: e.to_string() })?;
-                let decoder = l.graph.add(Decoder::new(l.media.codec.decoder(), l.media.payload_type));
-                let rec = l.graph.add(recorder);
-                let old = l.recv_sink;
-                l.graph.remove(old)?;
-                l.graph.chain(&[l.recv, decoder, rec])?;
-                l.recv_sink = decoder;
-                l.recording = true;
+                l.add_recorder(recorder)?;
             }
-            // Placeholder until the bridge recipes land (the media half is built separately).
-            MediaCmd::Bridge { .. } | MediaCmd::Unbridge { .. } => {}
+            MediaCmd::Bridge { a, b } => self.bridge(a, b)?,
+            MediaCmd::Unbridge { leg } => {
+                let l = self.legs.get(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
+                let end = l.bridge.ok_or(MediaError::NotBridged(leg))?;
+                self.unbridge(leg, end.peer)?;
+            }
             MediaCmd::DestroyLeg { leg } => {
                 let l = self.legs.remove(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
                 self.close(leg, l, None);
@@ -274,52 +284,112 @@ impl MediaCoordinator {
         Ok(())
     }
 
-    fn build_play_graph(&mut self, leg: LegId, media: LegMedia) -> Result<Leg, MediaError> {
-        check_ptime(media.ptime_ms)?;
-        let codec = media.codec;
-        let mut g = Graph::new();
-        let player = g.add(FilePlayer::new());
-        let resampler = g.add(Resampler::new(codec.sample_rate()));
-        let encoder = g.add(Encoder::new(codec.encoder(), media.payload_type, media.ptime_ms));
-        let send = g.add(RtpSend::new(
-            leg.0,
-            media.remote,
-            codec.clock_rate(),
-            self.rng.u32(..),
-            self.rng.u16(..),
-            self.rng.u32(..),
-        ));
-        g.chain(&[player, resampler, encoder, send])?;
-        let recv = g.add(RtpRecv::new(codec.clock_rate()));
-        let sink = g.add(VoidSink::new());
-        g.chain(&[recv, sink])?;
-        Ok(Leg {
-            graph: g,
-            media,
-            player,
-            resampler,
-            encoder,
-            send,
-            recv,
-            recv_sink: sink,
-            recording: false,
-            playing: None,
-        })
+    /// Join `a` and `b` both ways. Plays on either end (each gets its `PlayDone`).
+    fn bridge(&mut self, a: LegId, b: LegId) -> Result<(), MediaError> {
+        if a == b {
+            return Err(MediaError::BridgeToSelf(a));
+        }
+        for leg in [a, b] {
+            let l = self.legs.get(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
+            if let Some(end) = l.bridge {
+                return Err(MediaError::AlreadyBridged { leg, peer: end.peer });
+            }
+        }
+        for leg in [a, b] {
+            let Some(l) = self.legs.get_mut(&leg) else { continue };
+            if let Some(send) = l.tx.filter_mut::<RtpSend>(l.send) {
+                send.reset_relay();
+            }
+            if let Some(token) = l.stop_play()? {
+                self.event(MediaEvent::PlayDone { leg, token, completed: false });
+            }
+        }
+        self.bridges.push((a, b));
+        let mode = self.configure_bridge(a, b)?;
+        self.event(MediaEvent::Bridged { a, b, mode });
+        Ok(())
+    }
+
+    /// (Re)wire the bridge between `a` and `b` for their current media; returns its mode.
+    fn configure_bridge(&mut self, a: LegId, b: LegId) -> Result<BridgeMode, MediaError> {
+        let ma = self.legs.get(&a).ok_or(MediaError::NoSuchLeg(a))?.media;
+        let mb = self.legs.get(&b).ok_or(MediaError::NoSuchLeg(b))?.media;
+        let mode = bridge_mode(&ma, &mb);
+        for (leg, peer, own, other) in [(a, b, &ma, &mb), (b, a, &mb, &ma)] {
+            let l = self.legs.get_mut(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
+            let changed = l.mode().is_some_and(|m| m != mode);
+            l.bridge = Some(BridgeEnd { peer, mode, map: bridge_map(other, own, mode) });
+            l.wire()?;
+            if changed {
+                // Frames queued for the other recipe are of the wrong kind now.
+                if let Some(inp) = l.bridge_in.and_then(|n| l.tx.filter_mut::<BridgeIn>(n)) {
+                    inp.clear();
+                }
+            }
+        }
+        Ok(mode)
+    }
+
+    /// Both legs back to their own recipe, silent until something plays.
+    fn unbridge(&mut self, a: LegId, b: LegId) -> Result<(), MediaError> {
+        self.bridges.retain(|&(x, y)| !(x == a && y == b || x == b && y == a));
+        for leg in [a, b] {
+            if let Some(l) = self.legs.get_mut(&leg) {
+                l.bridge = None;
+                l.wire()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Move what `from` received for the bridge to `to`'s send graph, unless `to` is playing a prompt,
+    /// which replaces the bridged audio (what arrives meanwhile is dropped).
+    fn cross(&mut self, from: LegId, to: LegId) {
+        let (media, events) = &mut self.crossing;
+        if let Some(l) = self.legs.get_mut(&from) {
+            if let Some(out) = l.bridge_out.and_then(|n| l.rx.filter_mut::<BridgeOut>(n)) {
+                out.take(media, events);
+            }
+        }
+        if let Some(l) = self.legs.get_mut(&to).filter(|l| l.playing.is_none()) {
+            if let Some(inp) = l.bridge_in.and_then(|n| l.tx.filter_mut::<BridgeIn>(n)) {
+                inp.push(media, events);
+            }
+        }
+        media.clear();
+        events.clear();
     }
 
     fn tick_all(&mut self, now: Duration) {
-        let mut failed = Vec::new();
+        let mut failed: Vec<(LegId, MediaError)> = Vec::new();
+        // Receive halves first, then what crosses bridges, then send halves: bridged audio reaches the
+        // other leg in the tick it was released in, both ways.
         for (&id, leg) in &mut self.legs {
-            let clock = self.clock.as_ref();
-            // A filter bug must end only its own call: contain panics as well as errors.
-            let result = catch_unwind(AssertUnwindSafe(|| leg.graph.tick(now, clock)));
-            for t in leg.graph.drain_transmits() {
+            if let Err(error) = run_graph(&mut leg.rx, now, self.clock.as_ref()) {
+                failed.push((id, error));
+            }
+            // Only the recorder reports here (RecordingClosed), and nothing waits for it.
+            leg.rx.drain_events().for_each(drop);
+        }
+        for i in 0..self.bridges.len() {
+            let (a, b) = self.bridges[i];
+            self.cross(a, b);
+            self.cross(b, a);
+        }
+        for (&id, leg) in &mut self.legs {
+            if failed.iter().any(|(f, _)| *f == id) {
+                continue;
+            }
+            let result = run_graph(&mut leg.tx, now, self.clock.as_ref());
+            for t in leg.tx.drain_transmits() {
                 self.outputs.push_back(MediaOutput::Transmit { leg: id, dest: t.dest, payload: t.payload });
             }
-            for e in leg.graph.drain_events() {
+            let mut ended = false;
+            for e in leg.tx.drain_events() {
                 match e {
                     FilterEvent::EndOfFile { .. } => {
                         if let Some(token) = leg.playing.take() {
+                            ended = true;
                             self.outputs.push_back(MediaOutput::Event(MediaEvent::PlayDone {
                                 leg: id,
                                 token,
@@ -329,6 +399,7 @@ impl MediaCoordinator {
                     }
                     FilterEvent::FileError { error, .. } => {
                         if let Some(token) = leg.playing.take() {
+                            ended = true;
                             self.outputs.push_back(MediaOutput::Event(MediaEvent::PlayFailed {
                                 leg: id,
                                 token,
@@ -339,10 +410,10 @@ impl MediaCoordinator {
                     FilterEvent::RecordingClosed { .. } => {}
                 }
             }
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => failed.push((id, MediaError::Graph(e))),
-                Err(panic) => failed.push((id, MediaError::Panicked { message: panic_message(&panic) })),
+            // A bridged leg goes back to the bridged audio.
+            let rewired = if ended && leg.bridge.is_some() { leg.wire().map_err(MediaError::Graph) } else { Ok(()) };
+            if let Err(error) = result.and(rewired) {
+                failed.push((id, error));
             }
         }
         for (leg, error) in failed {
@@ -354,8 +425,13 @@ impl MediaCoordinator {
     }
 
     /// Report a leg's end: an interrupted play first (every play gets its `PlayDone`), then
-    /// `LegClosed`, or `LegFailed` when `error` says why it ended.
+    /// `LegClosed`, or `LegFailed` when `error` says why it ended. The leg it was bridged to stays, silent.
     fn close(&mut self, leg: LegId, mut l: Leg, error: Option<MediaError>) {
+        if let Some(end) = l.bridge {
+            if let Err(e) = self.unbridge(leg, end.peer) {
+                tracing::error!(leg = ?end.peer, error = %e, "cannot unbridge the leg left alone");
+            }
+        }
         if let Some(token) = l.playing.take() {
             self.event(MediaEvent::PlayDone { leg, token, completed: false });
         }
@@ -372,14 +448,47 @@ impl MediaCoordinator {
 }
 
 impl Leg {
-    fn reset_send_path(&mut self) {
-        if let Some(resampler) = self.graph.filter_mut::<Resampler>(self.resampler) {
-            resampler.reset();
+    /// Stop the play in progress, if any, and return its token; a bridged leg goes back to the bridged
+    /// audio.
+    fn stop_play(&mut self) -> Result<Option<u64>, MediaError> {
+        if let Some(player) = self.tx.filter_mut::<FilePlayer>(self.player) {
+            player.stop();
         }
-        if let Some(encoder) = self.graph.filter_mut::<Encoder>(self.encoder) {
-            encoder.reset();
-        }
+        self.reset_send_path();
+        let token = self.playing.take();
+        self.wire()?;
+        Ok(token)
     }
+}
+
+/// Tick one graph, containing a filter's panic as well as its error: it must end only its own call.
+fn run_graph(graph: &mut Graph, now: Duration, clock: &(dyn UsageClock + Send)) -> Result<(), MediaError> {
+    match catch_unwind(AssertUnwindSafe(|| graph.tick(now, clock))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(MediaError::Graph(e)),
+        Err(panic) => Err(MediaError::Panicked { message: panic_message(&panic) }),
+    }
+}
+
+/// Relay when both legs send the same codec in packets of the same duration: payloads cross untouched.
+/// Anything else is decoded and encoded again.
+fn bridge_mode(a: &LegMedia, b: &LegMedia) -> BridgeMode {
+    if a.codec == b.codec && a.ptime_ms == b.ptime_ms {
+        BridgeMode::Relay
+    } else {
+        BridgeMode::Transcode
+    }
+}
+
+/// How frames received on `from` are rewritten to be sent on `to`.
+fn bridge_map(from: &LegMedia, to: &LegMedia, mode: BridgeMode) -> BridgeMap {
+    let events = match (from.telephone_event, to.telephone_event) {
+        (Some(f), Some(t)) => {
+            Some(EventMap { pt: (f, t), clock_rate: (from.codec.clock_rate(), to.codec.clock_rate()) })
+        }
+        _ => None,
+    };
+    BridgeMap { media_pt: (from.payload_type, to.payload_type), events, relay: mode == BridgeMode::Relay }
 }
 
 fn check_ptime(ptime_ms: u32) -> Result<(), MediaError> {
@@ -389,12 +498,14 @@ fn check_ptime(ptime_ms: u32) -> Result<(), MediaError> {
     Err(MediaError::BadPtime(ptime_ms))
 }
 
+/// Statistics and filter usage of both of the leg's graphs.
 fn report(leg: &Leg) -> LegReport {
+    let rows = leg.rx.usage().rows.into_iter().chain(leg.tx.usage().rows);
     LegReport {
-        sent: leg.graph.filter::<RtpSend>(leg.send).map(RtpSend::stats).unwrap_or_default(),
-        received: leg.graph.filter::<RtpRecv>(leg.recv).map(RtpRecv::stats).unwrap_or_default(),
-        usage: leg.graph.usage(),
-        ticks: leg.graph.ticks(),
+        sent: leg.tx.filter::<RtpSend>(leg.send).map(RtpSend::stats).unwrap_or_default(),
+        received: leg.rx.filter::<RtpRecv>(leg.recv).map(RtpRecv::stats).unwrap_or_default(),
+        usage: UsageTable::new(rows.map(|r| (r.name, r.stats))),
+        ticks: leg.tx.ticks(),
     }
 }
 

@@ -14,11 +14,27 @@
 //! ```
 //!
 //! Prompts of up to 30 s are decoded and resampled once into a shared [`PromptCache`]; longer ones
-//! stream from their file. A leg's graph for the "play" recipe is
-//! `file_player → resampler → encoder → rtp_send` and `rtp_recv → void_sink`
-//! (or `rtp_recv → decoder → recorder` while recording).
+//! stream from their file.
+//!
+//! Each leg has a receive graph and a send graph. Its own recipe ("play") is
+//! `file_player → resampler → encoder → rtp_send` and `rtp_recv → void_sink` (or
+//! `rtp_recv → decoder → recorder` while recording). [`MediaCmd::Bridge`] joins two legs both ways:
+//! - **relay** (same codec and ptime): `rtp_recv ⇒ bridge_out ~ bridge_in → rtp_send`, the received
+//!   packets released as they arrive (no jitter buffer) and sent unchanged but for the payload type, with
+//!   the other leg's own SSRC and its sequence numbers and timestamps shifted by offsets (losses stay
+//!   gaps, timing is the sender's; RFC 3550 §5.1);
+//! - **transcode** (otherwise): `rtp_recv → decoder → bridge_out ~ bridge_in → resampler → encoder →
+//!   rtp_send` through the receiving leg's jitter buffer.
+//!
+//! `~` is the coordinator: each tick it runs every receive graph, moves what each `bridge_out` collected
+//! to the other leg's `bridge_in`, then runs every send graph, so a frame crosses in the tick it was
+//! released in, in both directions. RFC 4733 telephone-events cross too when both legs negotiated them
+//! (relayed with the media's offsets, or retimed onto the transcoding sender's timeline, its audio held
+//! back meanwhile); a leg whose peer did not negotiate them drops and counts them. A play on a bridged
+//! leg replaces the bridged audio to that leg until it ends. See `leg.rs` for the wiring.
 
 mod coordinator;
+mod leg;
 mod prompt_cache;
 mod schedule;
 
@@ -88,19 +104,33 @@ pub enum MediaCmd {
         leg: LegId,
         file: PathBuf,
     },
-    /// Join two legs' media both ways (relay when codec and ptime match, else transcode).
+    /// Join two legs both ways (relay or transcode, see [`BridgeMode`]); `Bridged` follows. Both must
+    /// exist and neither be bridged already. Plays on either are stopped (`PlayDone { completed: false }`);
+    /// a later `Play` on a bridged leg replaces the bridged audio to it until the prompt ends or is
+    /// stopped.
     Bridge {
         a: LegId,
         b: LegId,
     },
-    /// Separate a leg from its bridge partner; both go back to silence.
+    /// Separate `leg` from the leg it is bridged to; both go back to their own recipe, silent until
+    /// something plays.
     Unbridge {
         leg: LegId,
     },
-    /// Tear the graph down; `LegClosed` reports its statistics.
+    /// Tear the graph down; `LegClosed` reports its statistics. A leg bridged to it is unbridged and
+    /// stays, silent.
     DestroyLeg {
         leg: LegId,
     },
+}
+
+/// How a bridge carries audio from one leg to the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgeMode {
+    /// Same codec and ptime: RTP payloads copied without decoding.
+    Relay,
+    /// Decoded, resampled if the rates differ, and encoded again, through the jitter buffer.
+    Transcode,
 }
 
 /// What the coordinator reports.
@@ -116,20 +146,15 @@ pub enum MediaEvent {
     LegFailed { leg: LegId, error: MediaError, report: LegReport },
     /// The leg was destroyed on request.
     LegClosed { leg: LegId, report: LegReport },
-    /// Two legs were joined.
+    /// Two legs were bridged, or their bridge changed mode (a re-INVITE changed a ptime).
     Bridged { a: LegId, b: LegId, mode: BridgeMode },
 }
 
-/// How a bridge moves media.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BridgeMode {
-    /// Same codec and ptime: payloads copied.
-    Relay,
-    /// Decoded, resampled if needed, and encoded again.
-    Transcode,
-}
-
 /// What the coordinator asks its driver to do.
+// An event with a leg's report is ~300 bytes, a transmit ~60. Events are rare and each output is moved
+// once from the coordinator's queue to its driver; boxing the report would cost an allocation per leg for
+// nothing measurable (see `benches/bridge.rs`).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum MediaOutput {
     /// Send `payload` from the leg's RTP socket to `dest`.
@@ -140,3 +165,6 @@ pub enum MediaOutput {
     },
     Event(MediaEvent),
 }
+
+#[cfg(test)]
+mod tests;

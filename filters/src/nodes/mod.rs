@@ -1,5 +1,6 @@
 //! The filter nodes, one file each.
 
+pub mod bridge;
 pub mod decoder;
 pub mod encoder;
 pub mod file_player;
@@ -11,6 +12,7 @@ pub mod tee;
 pub mod tone_gen;
 pub mod void_sink;
 
+pub use bridge::{BridgeIn, BridgeMap, BridgeOut, EventMap};
 pub use decoder::Decoder;
 pub use encoder::Encoder;
 pub use file_player::FilePlayer;

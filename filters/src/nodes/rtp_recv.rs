@@ -1,11 +1,17 @@
-//! `rtp_recv`: RTP datagrams in (handed over by the graph's owner), received packets out in playout order.
+//! `rtp_recv`: RTP datagrams in (handed over by the graph's owner), received packets out: media on output
+//! 0, RFC 4733 telephone-events on output 1.
 //!
-//! Each well-formed datagram updates its source's [`SourceStats`] (RFC 3550 A.1/A.3/A.8) and goes into
-//! the [`JitterBuffer`], which `process` drains every tick. The buffer plays one source: the one that
-//! became valid most recently (a new SSRC, or a sender restart, RFC 3550 A.1), or any source once the one
-//! played has been silent for [`SOURCE_TIMEOUT`]. Packets held back by source validation are not lost: the
-//! packet before the one that validates a source is released with it.
+//! Each well-formed datagram of a negotiated payload type updates its source's [`SourceStats`] (RFC 3550
+//! A.1/A.3/A.8); packets of any other payload type are counted and dropped first, so they can neither
+//! start a source nor disturb the one played. Packets are then released either through the
+//! [`JitterBuffer`] in playout order ([`Playout::Buffered`], to decode) or as they arrive
+//! ([`Playout::Immediate`], to relay: the far end's jitter buffer does the rest). The buffer plays one
+//! source: the one that became valid most recently (a new SSRC, or a sender restart, RFC 3550 A.1), or
+//! any source once the one played has been silent for [`SOURCE_TIMEOUT`]. Packets held back by source
+//! validation are not lost: the packet before the one that validates a source is released with it.
+//! Telephone-events with a malformed payload, or with nothing linked to output 1, are counted and dropped.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use rtp_types::RtpPacket;
@@ -14,11 +20,24 @@ use crate::filter::{Filter, FilterDesc, FilterError, ProcessCx};
 use crate::frame::{Frame, RtpFrame};
 use crate::rtp::jitter_buffer::{JitterBuffer, JitterConfig};
 use crate::rtp::stats::{ReceptionReport, SeqUpdate, SourceStats};
+use crate::telephone_event::TelephoneEvent;
 
 /// Sources tracked at once; beyond, the one heard least recently is forgotten (its loss is kept).
 pub const MAX_SOURCES: usize = 4;
 /// Silence after which another valid source may take over the jitter buffer.
 pub const SOURCE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Packets waiting for the next tick in [`Playout::Immediate`]; beyond, the oldest is discarded.
+const MAX_ARRIVED: usize = 64;
+
+/// How received packets are released.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Playout {
+    /// Through the jitter buffer, in sequence order at their playout time (to decode).
+    #[default]
+    Buffered,
+    /// At the first tick after their arrival, in arrival order (to relay without adding delay).
+    Immediate,
+}
 
 /// Totals for the receive half of the "RTP STATISTICS" block.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,6 +64,14 @@ pub struct RecvStats {
     pub unvalidated: u64,
     /// From a valid source other than the one played.
     pub other_source: u64,
+    /// Of a payload type the leg did not negotiate (neither its codec nor telephone-event): dropped
+    /// before any statistics.
+    pub unknown_payload_type: u64,
+    /// Telephone-events whose payload is not a valid RFC 4733 §2.3 event.
+    pub bad_events: u64,
+    /// Telephone-events nothing took (output 1 unlinked: the leg is not bridged, or the other leg did
+    /// not negotiate telephone-event).
+    pub events_dropped: u64,
 }
 
 /// Added to RFC 3550 extended sequence numbers inside the jitter buffer (and taken off again on the way
@@ -62,10 +89,16 @@ struct Held {
 
 pub struct RtpRecv {
     clock_rate: u32,
+    /// Payload types accepted, one bit each (RTP's are 7 bits).
+    accepted: u128,
+    telephone_event: Option<u8>,
+    playout: Playout,
     sources: Vec<SourceStats>,
     /// SSRC the jitter buffer plays.
     current: Option<u32>,
     buffer: JitterBuffer,
+    /// Packets waiting for the next tick in [`Playout::Immediate`] (RFC extended sequence numbers).
+    arrived: VecDeque<RtpFrame>,
     held: Option<Held>,
     /// Loss of forgotten sources.
     retired_lost: i64,
@@ -74,7 +107,7 @@ pub struct RtpRecv {
 }
 
 impl RtpRecv {
-    pub const DESC: FilterDesc = FilterDesc { name: "rtp_recv", inputs: 0, outputs: 1, pump: false };
+    pub const DESC: FilterDesc = FilterDesc { name: "rtp_recv", inputs: 0, outputs: 2, pump: false };
 
     pub fn new(clock_rate: u32) -> Self {
         Self::with_config(clock_rate, JitterConfig::default())
@@ -83,13 +116,46 @@ impl RtpRecv {
     pub fn with_config(clock_rate: u32, config: JitterConfig) -> Self {
         Self {
             clock_rate,
+            accepted: u128::MAX,
+            telephone_event: None,
+            playout: Playout::Buffered,
             sources: Vec::with_capacity(MAX_SOURCES),
             current: None,
             buffer: JitterBuffer::new(clock_rate, config),
+            arrived: VecDeque::new(),
             held: None,
             retired_lost: 0,
             stats: RecvStats::default(),
         }
+    }
+
+    /// Accept only `media` (released on output 0) and `telephone_event` (on output 1); until this is
+    /// called every payload type is media.
+    pub fn set_payload_types(&mut self, media: u8, telephone_event: Option<u8>) {
+        self.accepted = pt_bit(media) | telephone_event.map_or(0, pt_bit);
+        self.telephone_event = telephone_event;
+    }
+
+    /// Release packets through the jitter buffer or as they arrive. Packets buffered when switching to
+    /// `Immediate` go out at the next tick; switching back starts the buffer afresh.
+    pub fn set_playout(&mut self, playout: Playout) {
+        if playout == self.playout {
+            return;
+        }
+        self.playout = playout;
+        match playout {
+            Playout::Immediate => {
+                while let Some(mut frame) = self.buffer.pop_next() {
+                    frame.seq = frame.seq.wrapping_sub(PLAYOUT_SEQ_OFFSET);
+                    self.arrived.push_back(frame);
+                }
+            }
+            Playout::Buffered => self.buffer.reset(),
+        }
+    }
+
+    pub fn playout(&self) -> Playout {
+        self.playout
     }
 
     /// Take one datagram received on the RTP port at `now`. Anything that is not a well-formed RTP packet
@@ -106,6 +172,10 @@ impl RtpRecv {
         };
         self.stats.packets += 1;
         self.stats.bytes += bytes.len() as u64;
+        if self.accepted & pt_bit(packet.payload_type()) == 0 {
+            self.stats.unknown_payload_type += 1;
+            return;
+        }
 
         let ssrc = packet.ssrc();
         let seq = packet.sequence_number();
@@ -158,8 +228,8 @@ impl RtpRecv {
             }
         };
         let mut frame = frame();
-        frame.seq = ext_seq.wrapping_add(PLAYOUT_SEQ_OFFSET);
-        self.buffer.push(now, frame, jitter);
+        frame.seq = ext_seq;
+        self.enqueue(now, frame, jitter);
     }
 
     /// Totals for the statistics block.
@@ -169,7 +239,7 @@ impl RtpRecv {
             duplicated: self.stats.duplicated + buffer.duplicates,
             cumulative_lost: self.retired_lost + self.sources.iter().map(SourceStats::total_lost).sum::<i64>(),
             late: self.stats.late + buffer.late,
-            discarded: buffer.discarded,
+            discarded: self.stats.discarded + buffer.discarded,
             flushed: buffer.flushed,
             ..self.stats
         }
@@ -253,9 +323,49 @@ impl RtpRecv {
             return;
         }
         let mut frame = held.frame;
-        frame.seq = ext_seq.wrapping_add(PLAYOUT_SEQ_OFFSET) - 1;
-        self.buffer.push(held.arrival, frame, jitter);
+        frame.seq = ext_seq.wrapping_sub(1);
+        self.enqueue(held.arrival, frame, jitter);
     }
+
+    /// Queue a validated packet (`frame.seq` is its RFC extended sequence number) for release.
+    fn enqueue(&mut self, arrival: Duration, mut frame: RtpFrame, jitter: u32) {
+        match self.playout {
+            Playout::Buffered => {
+                frame.seq = frame.seq.wrapping_add(PLAYOUT_SEQ_OFFSET);
+                self.buffer.push(arrival, frame, jitter);
+            }
+            Playout::Immediate => {
+                if self.arrived.len() >= MAX_ARRIVED {
+                    self.arrived.pop_front();
+                    self.stats.discarded += 1;
+                }
+                self.arrived.push_back(frame);
+            }
+        }
+    }
+
+    /// Hand one packet on: media to output 0, a valid telephone-event to output 1.
+    fn release(&mut self, cx: &mut ProcessCx<'_>, frame: RtpFrame) {
+        let pin = if Some(frame.payload_type) == self.telephone_event {
+            if TelephoneEvent::parse(&frame.payload).is_err() {
+                self.stats.bad_events += 1;
+                return;
+            }
+            if !cx.is_linked(1) {
+                self.stats.events_dropped += 1;
+                return;
+            }
+            1
+        } else {
+            0
+        };
+        self.stats.delivered_bytes += frame.payload.len() as u64;
+        cx.push(pin, Frame::Rtp(frame));
+    }
+}
+
+fn pt_bit(payload_type: u8) -> u128 {
+    1 << (payload_type & 0x7f)
 }
 
 impl Filter for RtpRecv {
@@ -264,12 +374,14 @@ impl Filter for RtpRecv {
     }
 
     fn process(&mut self, cx: &mut ProcessCx<'_>) -> Result<(), FilterError> {
+        while let Some(frame) = self.arrived.pop_front() {
+            self.release(cx, frame);
+        }
         while let Some(mut frame) = self.buffer.pop(cx.now) {
             // Back to the RFC's extended number (the held packet of a source that validated on 0 reads
             // as u32::MAX, i.e. -1).
             frame.seq = frame.seq.wrapping_sub(PLAYOUT_SEQ_OFFSET);
-            self.stats.delivered_bytes += frame.payload.len() as u64;
-            cx.push(0, Frame::Rtp(frame));
+            self.release(cx, frame);
         }
         Ok(())
     }
@@ -569,5 +681,115 @@ mod tests {
         assert!(r.source(0).is_none() && r.source(1).is_none());
         // Each replaced probation packet of another source counts once.
         assert_eq!(r.stats().unvalidated, MAX_SOURCES as u64 + 1);
+    }
+    /// A datagram of payload type `pt` carrying `payload`.
+    fn datagram_with(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+        RtpPacketBuilder::<&[u8], &[u8]>::new()
+            .payload_type(pt)
+            .sequence_number(seq)
+            .timestamp(ts)
+            .ssrc(7)
+            .payload(payload)
+            .write_vec()
+            .expect("valid test packet")
+    }
+
+    fn pts_and_seqs(frames: Vec<Frame>) -> Vec<(u8, u32)> {
+        frames
+            .into_iter()
+            .map(|f| match f {
+                Frame::Rtp(r) => (r.payload_type, r.seq),
+                other => panic!("{}", other.kind()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unnegotiated_payload_types_are_counted_and_never_touch_the_stream() {
+        let mut h = FilterHarness::new(RtpRecv::new(RATE));
+        h.filter.set_payload_types(0, Some(101));
+        h.filter.push_datagram(ms(0), &datagram(1, 10, 0, false));
+        h.filter.push_datagram(ms(20), &datagram(1, 11, 160, false));
+        // A stream of payload type 13 from another SSRC would otherwise validate and take over.
+        for k in 0..4u16 {
+            h.filter.push_datagram(ms(25 + u64::from(k)), &datagram_with(13, 500 + k, 0, &[0; 10]));
+        }
+        for _ in 0..10 {
+            h.run().unwrap();
+        }
+        assert_eq!(pts_and_seqs(h.take(0)), vec![(0, 10), (0, 11)]);
+        let s = h.filter.stats();
+        assert_eq!((s.packets, s.unknown_payload_type, s.other_source), (6, 4, 0));
+        assert_eq!(h.filter.current_ssrc(), Some(1));
+        assert_eq!(h.filter.sources().len(), 1);
+    }
+
+    #[test]
+    fn telephone_events_go_to_output_1_and_malformed_ones_are_counted() {
+        let mut h = FilterHarness::new(RtpRecv::new(RATE));
+        h.filter.set_payload_types(0, Some(101));
+        let event = [5, 10, 0, 160];
+        h.filter.push_datagram(ms(0), &datagram_with(0, 1, 0, &[0xff; 160]));
+        h.filter.push_datagram(ms(20), &datagram_with(101, 2, 160, &event));
+        h.filter.push_datagram(ms(40), &datagram_with(101, 3, 160, &[5, 10, 1]));
+        h.filter.push_datagram(ms(60), &datagram_with(0, 4, 480, &[0xff; 160]));
+        for _ in 0..12 {
+            h.run().unwrap();
+        }
+        assert_eq!(pts_and_seqs(h.take(0)), vec![(0, 1), (0, 4)]);
+        assert_eq!(pts_and_seqs(h.take(1)), vec![(101, 2)]);
+        assert_eq!(h.filter.stats().bad_events, 1);
+    }
+
+    #[test]
+    fn telephone_events_with_output_1_unlinked_are_counted_dropped() {
+        let mut g = crate::Graph::new();
+        let mut recv = RtpRecv::with_config(RATE, JitterConfig::default());
+        recv.set_payload_types(0, Some(101));
+        let recv = g.add(recv);
+        let sink = g.add(crate::nodes::VoidSink::new());
+        g.link(recv, 0, sink, 0).unwrap();
+        let r = g.filter_mut::<RtpRecv>(recv).unwrap();
+        r.push_datagram(ms(0), &datagram_with(101, 1, 0, &[5, 10, 0, 0]));
+        r.push_datagram(ms(20), &datagram_with(101, 2, 0, &[5, 10, 0, 160]));
+        for k in 0..10 {
+            g.tick(crate::TICK * k, &crate::NoClock).unwrap();
+        }
+        assert_eq!(g.filter::<RtpRecv>(recv).unwrap().stats().events_dropped, 2);
+        assert_eq!(g.filter::<crate::nodes::VoidSink>(sink).unwrap().frames, 0);
+    }
+
+    #[test]
+    fn immediate_playout_releases_at_the_next_tick_in_arrival_order() {
+        let mut h = FilterHarness::new(RtpRecv::new(RATE));
+        h.filter.set_playout(Playout::Immediate);
+        // Probation: 10 is held and released with 11, which validates the source.
+        let arrivals = vec![
+            (3, datagram(1, 10, 0, true)),
+            (23, datagram(1, 11, 160, false)),
+            (43, datagram(1, 13, 480, false)), // 12 comes late: relayed after 13, as it arrived
+            (45, datagram(1, 12, 320, false)),
+            (63, datagram(1, 14, 640, false)),
+        ];
+        let out = drive(&mut h, &arrivals, 100);
+        assert_eq!(out, vec![(30, 1, 10), (30, 1, 11), (50, 1, 13), (50, 1, 12), (70, 1, 14)]);
+        let s = h.filter.stats();
+        assert_eq!((s.packets, s.late, s.cumulative_lost), (5, 0, 0));
+    }
+
+    #[test]
+    fn switching_to_immediate_hands_over_what_the_buffer_holds() {
+        let mut h = FilterHarness::new(RtpRecv::new(RATE));
+        h.filter.push_datagram(ms(0), &datagram(1, 10, 0, false));
+        h.filter.push_datagram(ms(1), &datagram(1, 11, 160, false));
+        h.run().unwrap();
+        assert!(h.take(0).is_empty(), "buffered: not due yet");
+        h.filter.set_playout(Playout::Immediate);
+        h.run().unwrap();
+        assert_eq!(pts_and_seqs(h.take(0)), vec![(0, 10), (0, 11)]);
+        h.filter.set_playout(Playout::Buffered);
+        h.filter.push_datagram(ms(40), &datagram(1, 12, 320, false));
+        h.run().unwrap();
+        assert!(h.take(0).is_empty(), "buffered again");
     }
 }

@@ -185,6 +185,13 @@ impl JitterBuffer {
         Some(slot.frame)
     }
 
+    /// The next packet in sequence order, due or not (the stream is handed over to be released at once).
+    pub fn pop_next(&mut self) -> Option<RtpFrame> {
+        let slot = self.queue.pop_front()?;
+        self.released = Some(slot.frame.seq);
+        Some(slot.frame)
+    }
+
     /// Forget the stream (new SSRC, or a sender restart with new sequence numbers): queued packets are
     /// dropped and the next packet sets a new base.
     pub fn reset(&mut self) {

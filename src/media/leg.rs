@@ -1,0 +1,244 @@
+//! A leg's two graphs and the recipes wired into them.
+//!
+//! Every leg has a receive graph and a send graph. The coordinator ticks every receive graph, then moves
+//! frames across bridges, then ticks every send graph, so bridged audio crosses within the tick it was
+//! received in, both ways. [`Leg::wire`] links both graphs from the leg's state (bridged or not, playing,
+//! recording), adding and removing the optional nodes:
+//!
+//! ```text
+//! receive  rtp_recv → void_sink                                  own recipe
+//!          rtp_recv → decoder → recorder                         own recipe, recording
+//!          rtp_recv ⇒ bridge_out [→ decoder → recorder]          relay (immediate playout)
+//!          rtp_recv → decoder → bridge_out [→ recorder]          transcode (jitter buffer)
+//!          rtp_recv:1 → bridge_out:1                             telephone-events, both legs negotiated it
+//! send     file_player → resampler → encoder → rtp_send          own recipe, and any play
+//!          bridge_in:0 → rtp_send:1                              relay (offsets)
+//!          bridge_in:0 → resampler → encoder → rtp_send          transcode, when not playing
+//!          bridge_in:1 → rtp_send:2                              transcode telephone-events (retimed)
+//! ```
+
+use rms_filters::codec::{AudioDecoder, AudioEncoder, CodecKind};
+use rms_filters::nodes::rtp_recv::Playout;
+use rms_filters::nodes::{
+    BridgeIn, BridgeMap, BridgeOut, Decoder, Encoder, FilePlayer, Recorder, Resampler, RtpRecv, RtpSend, VoidSink,
+};
+use rms_filters::{Filter, Graph, GraphError, NodeId};
+
+use super::{BridgeMode, LegId, LegMedia};
+
+/// `from:out → to:in`.
+type Link = (NodeId, usize, NodeId, usize);
+
+/// The leg's codec, made here only: when codecs take parameters (`encoder_with`), this is the one place
+/// to pass them.
+fn encoder(codec: CodecKind) -> Box<dyn AudioEncoder> {
+    codec.encoder()
+}
+
+fn decoder(codec: CodecKind) -> Box<dyn AudioDecoder> {
+    codec.decoder()
+}
+
+/// A leg's side of a bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BridgeEnd {
+    pub peer: LegId,
+    pub mode: BridgeMode,
+    /// How the peer's frames are rewritten for this leg; `map.events` says whether events cross.
+    pub map: BridgeMap,
+}
+
+pub(super) struct Leg {
+    pub media: LegMedia,
+    pub rx: Graph,
+    pub tx: Graph,
+    pub recv: NodeId,
+    pub player: NodeId,
+    pub resampler: NodeId,
+    pub encoder: NodeId,
+    pub send: NodeId,
+    void: Option<NodeId>,
+    decoder: Option<NodeId>,
+    pub recorder: Option<NodeId>,
+    pub bridge_out: Option<NodeId>,
+    pub bridge_in: Option<NodeId>,
+    pub bridge: Option<BridgeEnd>,
+    /// Token of the play in progress.
+    pub playing: Option<u64>,
+    rx_links: Vec<Link>,
+    tx_links: Vec<Link>,
+}
+
+impl Leg {
+    /// The own recipe, silent until something plays. `ids` are the SSRC, first sequence number and
+    /// first timestamp (random, RFC 3550 §5.1).
+    pub fn new(id: LegId, media: LegMedia, ids: (u32, u16, u32)) -> Result<Self, GraphError> {
+        let codec = media.codec;
+        let mut rx = Graph::new();
+        let recv = rx.add(RtpRecv::new(codec.clock_rate()));
+        let mut tx = Graph::new();
+        let player = tx.add(FilePlayer::new());
+        let resampler = tx.add(Resampler::new(codec.sample_rate()));
+        let encoder = tx.add(Encoder::new(encoder(codec), media.payload_type, media.ptime_ms));
+        let (ssrc, seq, ts) = ids;
+        let send = tx.add(RtpSend::new(id.0, media.remote, codec.clock_rate(), ssrc, seq, ts));
+        let mut leg = Self {
+            media,
+            rx,
+            tx,
+            recv,
+            player,
+            resampler,
+            encoder,
+            send,
+            void: None,
+            decoder: None,
+            recorder: None,
+            bridge_out: None,
+            bridge_in: None,
+            bridge: None,
+            playing: None,
+            rx_links: Vec::new(),
+            tx_links: Vec::new(),
+        };
+        leg.apply_media(media);
+        leg.wire()?;
+        Ok(leg)
+    }
+
+    /// Apply negotiated media that can change in place (the codec cannot): remote address, ptime, payload
+    /// types, send flag.
+    pub fn apply_media(&mut self, media: LegMedia) {
+        if let Some(send) = self.tx.filter_mut::<RtpSend>(self.send) {
+            send.set_dest(media.remote);
+            send.set_packet_time(media.ptime_ms);
+            send.set_sending(media.send);
+        }
+        if let Some(encoder) = self.tx.filter_mut::<Encoder>(self.encoder) {
+            encoder.set_ptime(media.ptime_ms);
+        }
+        if let Some(recv) = self.rx.filter_mut::<RtpRecv>(self.recv) {
+            recv.set_payload_types(media.payload_type, media.telephone_event);
+        }
+        self.media = media;
+    }
+
+    pub fn mode(&self) -> Option<BridgeMode> {
+        self.bridge.map(|b| b.mode)
+    }
+
+    /// Link both graphs for the leg's current state, adding the nodes it needs and removing the others.
+    /// Links that stay are left alone; between ticks every link queue is empty, so relinking loses nothing.
+    pub fn wire(&mut self) -> Result<(), GraphError> {
+        let mode = self.mode();
+        let (relay, transcode) = (mode == Some(BridgeMode::Relay), mode == Some(BridgeMode::Transcode));
+        let recording = self.recorder.is_some();
+        let (codec, pt) = (self.media.codec, self.media.payload_type);
+
+        // Receive graph.
+        let void = ensure(&mut self.rx, &mut self.void, mode.is_none() && !recording, VoidSink::new);
+        let dec = ensure(&mut self.rx, &mut self.decoder, recording || transcode, || Decoder::new(decoder(codec), pt));
+        let out = ensure(&mut self.rx, &mut self.bridge_out, mode.is_some(), BridgeOut::new);
+        let mut chain = vec![self.recv];
+        match (mode, out) {
+            (Some(BridgeMode::Relay), Some(out)) => chain.extend([Some(out), dec, self.recorder].into_iter().flatten()),
+            (Some(BridgeMode::Transcode), Some(out)) => {
+                chain.extend([dec, Some(out), self.recorder].into_iter().flatten())
+            }
+            _ => chain.extend([void, dec, self.recorder].into_iter().flatten()),
+        }
+        let mut rx_links: Vec<Link> = chain.windows(2).map(|w| (w[0], 0, w[1], 0)).collect();
+        if let (Some(out), Some(end)) = (out, self.bridge) {
+            if end.map.events.is_some() {
+                rx_links.push((self.recv, 1, out, 1));
+            }
+        }
+        relink(&mut self.rx, &mut self.rx_links, rx_links)?;
+        remove_unneeded(&mut self.rx, &mut self.void, mode.is_none() && !recording)?;
+        remove_unneeded(&mut self.rx, &mut self.decoder, recording || transcode)?;
+        remove_unneeded(&mut self.rx, &mut self.bridge_out, mode.is_some())?;
+        if let Some(recv) = self.rx.filter_mut::<RtpRecv>(self.recv) {
+            recv.set_playout(if relay { Playout::Immediate } else { Playout::Buffered });
+        }
+
+        // Send graph.
+        let map = self.bridge.map(|b| b.map);
+        let inp = ensure(&mut self.tx, &mut self.bridge_in, mode.is_some(), || {
+            BridgeIn::new(map.unwrap_or(BridgeMap { media_pt: (pt, pt), events: None, relay }))
+        });
+        if let (Some(inp), Some(map)) = (inp, map) {
+            if let Some(node) = self.tx.filter_mut::<BridgeIn>(inp) {
+                node.set_map(map);
+            }
+        }
+        let source = match inp {
+            Some(inp) if transcode && self.playing.is_none() => inp,
+            _ => self.player,
+        };
+        let old_source = self.tx_links.iter().find(|l| l.2 == self.resampler).map(|l| l.0);
+        let mut tx_links = vec![(source, 0, self.resampler, 0), (self.resampler, 0, self.encoder, 0)];
+        tx_links.push((self.encoder, 0, self.send, 0));
+        match (mode, inp) {
+            (Some(BridgeMode::Relay), Some(inp)) => tx_links.push((inp, 0, self.send, 1)),
+            (Some(BridgeMode::Transcode), Some(inp)) => tx_links.push((inp, 1, self.send, 2)),
+            _ => {}
+        }
+        relink(&mut self.tx, &mut self.tx_links, tx_links)?;
+        remove_unneeded(&mut self.tx, &mut self.bridge_in, mode.is_some())?;
+        if old_source.is_some_and(|s| s != source) {
+            // Samples of the old source still buffered must not be prepended to the new one.
+            self.reset_send_path();
+        }
+        Ok(())
+    }
+
+    /// Drop audio the resampler and encoder hold (a play was stopped, replaced, or the source changed).
+    pub fn reset_send_path(&mut self) {
+        if let Some(resampler) = self.tx.filter_mut::<Resampler>(self.resampler) {
+            resampler.reset();
+        }
+        if let Some(encoder) = self.tx.filter_mut::<Encoder>(self.encoder) {
+            encoder.reset();
+        }
+    }
+
+    pub fn add_recorder(&mut self, recorder: Recorder) -> Result<(), GraphError> {
+        self.recorder = Some(self.rx.add(recorder));
+        self.wire()
+    }
+}
+
+/// The node in `slot`, added with `make` if `needed` and missing. Removal waits for [`remove_unneeded`],
+/// once its links are gone.
+fn ensure<F: Filter>(
+    graph: &mut Graph,
+    slot: &mut Option<NodeId>,
+    needed: bool,
+    make: impl FnOnce() -> F,
+) -> Option<NodeId> {
+    if needed && slot.is_none() {
+        *slot = Some(graph.add(make()));
+    }
+    slot.filter(|_| needed)
+}
+
+fn remove_unneeded(graph: &mut Graph, slot: &mut Option<NodeId>, needed: bool) -> Result<(), GraphError> {
+    if !needed {
+        if let Some(node) = slot.take() {
+            graph.remove(node)?;
+        }
+    }
+    Ok(())
+}
+
+/// Make `graph`'s links those of `new`: unlink what goes, link what comes.
+fn relink(graph: &mut Graph, current: &mut Vec<Link>, new: Vec<Link>) -> Result<(), GraphError> {
+    for &(from, out, to, inp) in current.iter().filter(|l| !new.contains(l)) {
+        graph.unlink(from, out, to, inp)?;
+    }
+    for &(from, out, to, inp) in new.iter().filter(|l| !current.contains(l)) {
+        graph.link(from, out, to, inp)?;
+    }
+    *current = new;
+    Ok(())
+}

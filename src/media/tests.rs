@@ -1,0 +1,652 @@
+//! Bridging in virtual time: two legs, RTP datagrams of a tone fed tick by tick through `handle_rtp`,
+//! and what the coordinator transmits parsed, decoded and measured. No sockets, no sleeps.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rms_filters::codec::CodecKind;
+use rms_filters::telephone_event::TelephoneEvent;
+use rms_filters::testing::{best_correlation, goertzel_ratio, read_wav, sine, write_wav};
+use rms_filters::{Filter, FilterDesc, FilterError, NoClock, ProcessCx, TICK};
+use rtp_types::{RtpPacket, RtpPacketBuilder};
+
+use super::*;
+
+const A: LegId = LegId(1);
+const B: LegId = LegId(2);
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn leg(port: u16, codec: CodecKind, payload_type: u8, ptime_ms: u32, telephone_event: Option<u8>) -> LegMedia {
+    LegMedia { telephone_event, ..LegMedia::new(addr(port), codec, payload_type, ptime_ms) }
+}
+
+fn pcmu(port: u16) -> LegMedia {
+    leg(port, CodecKind::Pcmu, 0, 20, None)
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rms-bridge-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+/// A far end sending a tone: one packet per ptime, as its own SSRC, sequence and timestamps.
+struct Peer {
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    codec: CodecKind,
+    pt: u8,
+    /// The tone before encoding, to compare with what comes out.
+    pcm: Vec<i16>,
+    pos: usize,
+    samples: usize,
+    talkspurt: bool,
+}
+
+impl Peer {
+    fn new(codec: CodecKind, pt: u8, ssrc: u32, freq: f64) -> Self {
+        let pcm = sine(8000, freq, 8000.0, 8000 * 20);
+        let (seq, ts) = ((ssrc as u16).wrapping_mul(7), ssrc.wrapping_mul(13));
+        Self { ssrc, seq, ts, codec, pt, pcm, pos: 0, samples: 160, talkspurt: true }
+    }
+
+    fn datagram(&self, pt: u8, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+        RtpPacketBuilder::<&[u8], &[u8]>::new()
+            .payload_type(pt)
+            .sequence_number(self.seq)
+            .timestamp(ts)
+            .ssrc(self.ssrc)
+            .marker_bit(marker)
+            .payload(payload)
+            .write_vec()
+            .expect("valid test packet")
+    }
+
+    /// The next packet of the tone.
+    fn audio(&mut self) -> Vec<u8> {
+        let mut payload = Vec::new();
+        self.codec.encoder().encode(&self.pcm[self.pos..self.pos + self.samples], &mut payload);
+        let d = self.datagram(self.pt, self.ts, self.talkspurt, &payload);
+        self.talkspurt = false;
+        self.advance();
+        d
+    }
+
+    /// A packet lost on the way: numbers and time move on.
+    fn lose(&mut self) {
+        self.advance();
+    }
+
+    fn advance(&mut self) {
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(self.samples as u32);
+        self.pos += self.samples;
+    }
+
+    /// A telephone-event packet of the event that started at `start` (RFC 4733: all its packets carry
+    /// that timestamp; the first is marked). Media time moves on by one packet.
+    fn event(&mut self, pt: u8, start: u32, first: bool, end: bool, duration: u16) -> Vec<u8> {
+        let payload = TelephoneEvent { event: 5, end, volume: 10, duration }.to_bytes();
+        let d = self.datagram(pt, start, first, &payload);
+        self.seq = self.seq.wrapping_add(1);
+        self.talkspurt = true;
+        d
+    }
+
+    /// Time passes without audio (during an event).
+    fn silence(&mut self) {
+        self.ts = self.ts.wrapping_add(self.samples as u32);
+        self.pos += self.samples;
+    }
+}
+
+/// A datagram the coordinator transmitted, parsed.
+#[derive(Debug, Clone)]
+struct Sent {
+    tick: u64,
+    leg: LegId,
+    dest: SocketAddr,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    pt: u8,
+    marker: bool,
+    payload: Vec<u8>,
+}
+
+/// The coordinator with two legs, driven one 10 ms tick at a time.
+struct World {
+    c: MediaCoordinator,
+    tick: u64,
+    sent: Vec<Sent>,
+    events: Vec<(u64, MediaEvent)>,
+}
+
+impl World {
+    fn new(a: LegMedia, b: LegMedia) -> Self {
+        let mut w =
+            Self { c: MediaCoordinator::new(7, Box::new(NoClock)), tick: 0, sent: Vec::new(), events: Vec::new() };
+        w.cmd(MediaCmd::CreateLeg { leg: A, media: a });
+        w.cmd(MediaCmd::CreateLeg { leg: B, media: b });
+        w
+    }
+
+    fn bridged(a: LegMedia, b: LegMedia) -> Self {
+        let mut w = Self::new(a, b);
+        w.cmd(MediaCmd::Bridge { a: A, b: B });
+        w
+    }
+
+    fn now(&self) -> Duration {
+        TICK * self.tick as u32
+    }
+
+    fn cmd(&mut self, cmd: MediaCmd) {
+        self.c.handle_cmd(self.now(), cmd);
+        self.collect();
+    }
+
+    fn rtp(&mut self, leg: LegId, datagram: &[u8]) {
+        self.c.handle_rtp(self.now(), leg, addr(9), datagram);
+    }
+
+    /// Run the tick due now.
+    fn step(&mut self) {
+        assert_eq!(self.c.tick(self.now()), 1);
+        self.collect();
+        self.tick += 1;
+    }
+
+    /// `ticks` ticks; at every other one (20 ms), a packet from each peer given.
+    fn talk(&mut self, ticks: u64, mut a: Option<&mut Peer>, mut b: Option<&mut Peer>) {
+        for _ in 0..ticks {
+            if self.tick.is_multiple_of(2) {
+                if let Some(p) = a.as_deref_mut() {
+                    let d = p.audio();
+                    self.rtp(A, &d);
+                }
+                if let Some(p) = b.as_deref_mut() {
+                    let d = p.audio();
+                    self.rtp(B, &d);
+                }
+            }
+            self.step();
+        }
+    }
+
+    fn collect(&mut self) {
+        while let Some(out) = self.c.poll_output() {
+            match out {
+                MediaOutput::Transmit { leg, dest, payload } => {
+                    let p = RtpPacket::parse(&payload).expect("the coordinator sends valid RTP");
+                    self.sent.push(Sent {
+                        tick: self.tick,
+                        leg,
+                        dest,
+                        ssrc: p.ssrc(),
+                        seq: p.sequence_number(),
+                        ts: p.timestamp(),
+                        pt: p.payload_type(),
+                        marker: p.marker_bit(),
+                        payload: p.payload().to_vec(),
+                    });
+                }
+                MediaOutput::Event(e) => self.events.push((self.tick, e)),
+            }
+        }
+    }
+
+    /// What was sent on `leg` (to its far end), in sending order.
+    fn to(&self, leg: LegId) -> Vec<Sent> {
+        self.sent.iter().filter(|s| s.leg == leg).cloned().collect()
+    }
+
+    fn take_events(&mut self) -> Vec<MediaEvent> {
+        self.events.drain(..).map(|(_, e)| e).collect()
+    }
+
+    /// Destroy `leg` and return its report.
+    fn destroy(&mut self, leg: LegId) -> LegReport {
+        self.cmd(MediaCmd::DestroyLeg { leg });
+        let events = self.take_events();
+        events
+            .into_iter()
+            .find_map(|e| match e {
+                MediaEvent::LegClosed { leg: l, report } if l == leg => Some(report),
+                _ => None,
+            })
+            .expect("LegClosed")
+    }
+}
+
+/// PCM of `packets` decoded with `codec`.
+fn decode(codec: CodecKind, packets: &[Sent]) -> Vec<i16> {
+    let mut decoder = codec.decoder();
+    let mut pcm = Vec::new();
+    for p in packets {
+        decoder.decode(&p.payload, &mut pcm);
+    }
+    pcm
+}
+
+/// Sequence numbers step by one and timestamps by `duration` (RFC 3550 §5.1), from one SSRC that is
+/// not `not_ssrc`.
+fn assert_continuous(packets: &[Sent], duration: u32, not_ssrc: u32) {
+    assert!(!packets.is_empty());
+    for w in packets.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "{:?} -> {:?}", w[0], w[1]);
+        assert_eq!(w[1].ts, w[0].ts.wrapping_add(duration), "{:?} -> {:?}", w[0], w[1]);
+        assert_eq!(w[1].ssrc, w[0].ssrc);
+    }
+    assert_ne!(packets[0].ssrc, not_ssrc, "each leg sends with its own SSRC");
+}
+
+fn mode_of(events: &[MediaEvent]) -> Option<BridgeMode> {
+    events.iter().find_map(|e| match e {
+        MediaEvent::Bridged { mode, .. } => Some(*mode),
+        _ => None,
+    })
+}
+
+fn command_error(events: &[MediaEvent]) -> Option<&MediaError> {
+    events.iter().find_map(|e| match e {
+        MediaEvent::CommandFailed { error, .. } => Some(error),
+        _ => None,
+    })
+}
+
+#[test]
+fn relay_pcmu_carries_both_tones_at_once_unchanged_with_each_legs_own_numbering() {
+    let mut w = World::bridged(pcmu(4000), pcmu(5000));
+    assert_eq!(mode_of(&w.take_events()), Some(BridgeMode::Relay));
+    assert_eq!(w.c.bridged_to(A), Some((B, BridgeMode::Relay)));
+    let (mut pa, mut pb) =
+        (Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0), Peer::new(CodecKind::Pcmu, 0, 0xb2b2, 1000.0));
+    w.talk(400, Some(&mut pa), Some(&mut pb));
+
+    for (to, from, freq, dest) in [(B, &pa, 440.0, addr(5000)), (A, &pb, 1000.0, addr(4000))] {
+        let out = w.to(to);
+        // 200 packets sent; the first waits for the second (RFC 3550 A.1 probation), then each leaves
+        // in the tick it arrived in: relaying adds no delay.
+        assert_eq!(out.len(), 200, "to {to:?}");
+        assert!(out.iter().enumerate().skip(1).all(|(k, s)| s.tick == 2 * k as u64), "to {to:?}");
+        assert_continuous(&out, 160, from.ssrc);
+        assert!(out[0].marker && out[1..].iter().all(|s| !s.marker));
+        assert!(out.iter().all(|s| s.pt == 0 && s.dest == dest));
+        let pcm = decode(CodecKind::Pcmu, &out);
+        assert!(goertzel_ratio(&pcm, 8000, freq) > 0.9, "to {to:?}");
+        let (c, _) = best_correlation(&pcm, &from.pcm[..pcm.len()], 0);
+        assert!(c >= 0.98, "to {to:?}: correlation {c}");
+    }
+    // Nothing decoded or buffered on the way: the payloads are the peer's bytes.
+    let report = w.destroy(A);
+    assert_eq!(report.sent.relayed, 200);
+    assert!(!report.usage.rows.iter().any(|r| (r.name == "decoder" || r.name == "encoder") && r.stats.count > 0));
+}
+
+#[test]
+fn relay_numbering_survives_update_leg_and_a_sender_ssrc_change_and_loss_stays_a_gap() {
+    let mut w = World::bridged(pcmu(4000), pcmu(5000));
+    w.take_events();
+    let mut pa = Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0);
+    w.talk(40, Some(&mut pa), None);
+    // Re-INVITE: B moved (same codec and ptime: still a relay, no new Bridged event).
+    w.cmd(MediaCmd::UpdateLeg { leg: B, media: pcmu(5002) });
+    w.talk(40, Some(&mut pa), None);
+    // A's far end switches source (new SSRC, sequence and timestamps), without a pause.
+    let mut pa2 = Peer::new(CodecKind::Pcmu, 0, 0xc3c3, 440.0);
+    pa2.pos = pa.pos;
+    w.talk(40, Some(&mut pa2), None);
+    // One packet lost.
+    pa2.lose();
+    w.talk(2, None, None);
+    w.talk(20, Some(&mut pa2), None);
+    assert_eq!(mode_of(&w.take_events()), None);
+
+    let out = w.to(B);
+    assert_eq!(out.len(), 20 + 20 + 20 + 10);
+    assert!(out[..20].iter().all(|s| s.dest == addr(5000)) && out[20..].iter().all(|s| s.dest == addr(5002)));
+    let lost = 60;
+    assert_continuous(&out[..lost], 160, pa.ssrc);
+    assert_continuous(&out[lost..], 160, pa2.ssrc);
+    // The loss shows to B's far end as a gap of one packet in sequence and time.
+    assert_eq!(out[lost].seq, out[lost - 1].seq.wrapping_add(2));
+    assert_eq!(out[lost].ts, out[lost - 1].ts.wrapping_add(320));
+    // Marked: the start, and the new source (a discontinuity for B's jitter buffer), nothing else.
+    let marked: Vec<usize> = out.iter().enumerate().filter(|(_, s)| s.marker).map(|(k, _)| k).collect();
+    assert_eq!(marked, vec![0, 40]);
+    let pcm = decode(CodecKind::Pcmu, &out[..lost]);
+    let (c, _) = best_correlation(&pcm, &pa.pcm[..pcm.len()], 0);
+    assert!(c >= 0.98, "{c}");
+}
+
+#[test]
+fn transcode_pcmu_pcma_keeps_both_tones_with_the_same_delay_each_way() {
+    let mut w = World::bridged(pcmu(4000), leg(5000, CodecKind::Pcma, 8, 20, None));
+    assert_eq!(mode_of(&w.take_events()), Some(BridgeMode::Transcode));
+    let mut pa = Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0);
+    let mut pb = Peer::new(CodecKind::Pcma, 8, 0xb2b2, 1000.0);
+    w.talk(400, Some(&mut pa), Some(&mut pb));
+
+    let (to_b, to_a) = (w.to(B), w.to(A));
+    for (out, codec, pt, from, freq) in
+        [(&to_b, CodecKind::Pcma, 8, &pa, 440.0), (&to_a, CodecKind::Pcmu, 0, &pb, 1000.0)]
+    {
+        assert!(out.len() >= 195, "{}", out.len());
+        assert_continuous(out, 160, from.ssrc);
+        assert!(out.iter().all(|s| s.pt == pt && s.payload.len() == 160));
+        let pcm = decode(codec, out);
+        assert!(goertzel_ratio(&pcm, 8000, freq) > 0.9);
+        let (c, _) = best_correlation(&pcm, &from.pcm[..pcm.len()], 400);
+        assert!(c >= 0.98, "{freq} Hz: correlation {c}");
+    }
+    // Through each receiving leg's jitter buffer, the same delay both ways.
+    assert_eq!(to_b[0].tick, to_a[0].tick);
+    assert_eq!(to_b.last().map(|s| s.tick), to_a.last().map(|s| s.tick));
+    let report = w.destroy(A);
+    let ran = |name: &str| report.usage.rows.iter().any(|r| r.name == name && r.stats.count > 0);
+    assert!(ran("decoder") && ran("bridge_out") && ran("bridge_in") && ran("encoder"), "{}", report.usage);
+}
+
+#[test]
+fn a_ptime_change_turns_a_transcode_into_a_relay_and_numbering_continues() {
+    let mut w = World::bridged(pcmu(4000), leg(5000, CodecKind::Pcmu, 0, 30, None));
+    assert_eq!(mode_of(&w.take_events()), Some(BridgeMode::Transcode));
+    let mut pa = Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0);
+    w.talk(60, Some(&mut pa), None);
+    let before = w.to(B);
+    assert!(before.len() >= 15 && before.iter().all(|s| s.payload.len() == 240));
+    assert_continuous(&before, 240, pa.ssrc);
+    let pcm = decode(CodecKind::Pcmu, &before);
+    assert!(goertzel_ratio(&pcm, 8000, 440.0) > 0.9);
+
+    w.cmd(MediaCmd::UpdateLeg { leg: B, media: pcmu(5000) });
+    let events = w.take_events();
+    assert!(matches!(events[..], [MediaEvent::Bridged { a: A, b: B, mode: BridgeMode::Relay }]), "{events:?}");
+    w.talk(40, Some(&mut pa), None);
+    let out = w.to(B);
+    let after = &out[before.len()..];
+    // The packet A's jitter buffer held goes out with the first relayed ones.
+    assert_eq!(after.len(), 21);
+    assert_eq!(after[0].seq, before[before.len() - 1].seq.wrapping_add(1));
+    assert!(after[0].ts.wrapping_sub(before[before.len() - 1].ts) >= 240);
+    assert_continuous(after, 160, pa.ssrc);
+    assert!(after.iter().all(|s| s.payload.len() == 160));
+}
+
+#[test]
+fn on_hold_nothing_is_sent_and_sending_resumes_marked_on_a_continuous_timeline() {
+    let mut w = World::bridged(pcmu(4000), pcmu(5000));
+    let (mut pa, mut pb) =
+        (Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0), Peer::new(CodecKind::Pcmu, 0, 0xb2b2, 1000.0));
+    w.talk(40, Some(&mut pa), Some(&mut pb));
+    w.cmd(MediaCmd::UpdateLeg { leg: B, media: LegMedia { send: false, ..pcmu(5000) } });
+    let held_from = w.tick;
+    w.talk(60, Some(&mut pa), Some(&mut pb));
+    w.cmd(MediaCmd::UpdateLeg { leg: B, media: pcmu(5000) });
+    w.talk(20, Some(&mut pa), Some(&mut pb));
+
+    let out = w.to(B);
+    assert!(out.iter().all(|s| s.tick < held_from || s.tick >= held_from + 60), "nothing sent on hold");
+    let k = out.iter().position(|s| s.tick >= held_from).expect("sending resumed");
+    let (last, first) = (&out[k - 1], &out[k]);
+    assert!(first.marker && !out[k + 1..].iter().any(|s| s.marker));
+    assert_eq!(first.seq, last.seq.wrapping_add(1));
+    // Time kept running: 8 timestamp units per ms between the two sending ticks.
+    assert_eq!(first.ts.wrapping_sub(last.ts), 80 * (first.tick - last.tick) as u32);
+    assert_continuous(&out[k..], 160, pa.ssrc);
+    // B's far end kept being heard by A all along.
+    assert_eq!(w.to(A).len(), 60);
+    assert_eq!(w.destroy(B).sent.held, 30);
+}
+
+/// Audio, then one event of three packets and two retransmissions of its end from A, then audio.
+/// Returns A's timestamps of its first packet and of the event.
+fn talk_with_dtmf(w: &mut World, pa: &mut Peer, te: u8) -> (u32, u32) {
+    let first = pa.ts;
+    w.talk(20, Some(&mut *pa), None);
+    let start = pa.ts;
+    let packets = [(true, false, 160), (false, false, 320), (false, true, 480), (false, true, 480), (false, true, 480)];
+    for (first, end, duration) in packets {
+        let d = pa.event(te, start, first, end, duration);
+        w.rtp(A, &d);
+        pa.silence();
+        w.step();
+        w.step();
+    }
+    w.talk(20, Some(&mut *pa), None);
+    (first, start)
+}
+
+#[test]
+fn dtmf_is_relayed_with_the_other_legs_payload_type_on_its_timeline() {
+    let mut w =
+        World::bridged(leg(4000, CodecKind::Pcmu, 0, 20, Some(101)), leg(5000, CodecKind::Pcmu, 0, 20, Some(100)));
+    let mut pa = Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0);
+    let (first, start) = talk_with_dtmf(&mut w, &mut pa, 101);
+    let out = w.to(B);
+    let events: Vec<&Sent> = out.iter().filter(|s| s.pt == 100).collect();
+    assert_eq!(events.len(), 5);
+    assert!(!out.iter().any(|s| s.pt == 101));
+    // One sequence space with the audio, B's timestamp base: A's event start moved by the relay offset.
+    let offset = out[0].ts.wrapping_sub(first);
+    assert_eq!(out[0].seq.wrapping_add(out.len() as u16 - 1), out[out.len() - 1].seq);
+    assert!(events.iter().all(|e| e.ts == start.wrapping_add(offset)));
+    assert!(events[0].marker && events[1..].iter().all(|e| !e.marker));
+    let durations: Vec<(bool, u16)> = events
+        .iter()
+        .map(|e| TelephoneEvent::parse(&e.payload).map(|t| (t.end, t.duration)).expect("valid event"))
+        .collect();
+    assert_eq!(durations, vec![(false, 160), (false, 320), (true, 480), (true, 480), (true, 480)]);
+}
+
+#[test]
+fn dtmf_into_a_transcoded_leg_starts_at_its_current_timestamp_and_mutes_its_audio() {
+    let mut w =
+        World::bridged(leg(4000, CodecKind::Pcmu, 0, 20, Some(101)), leg(5000, CodecKind::Pcma, 8, 20, Some(96)));
+    let mut pa = Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0);
+    talk_with_dtmf(&mut w, &mut pa, 101);
+    let out = w.to(B);
+    let first = out.iter().position(|s| s.pt == 96).expect("events relayed");
+    let events = &out[first..first + 5];
+    assert!(events.iter().all(|e| e.pt == 96 && e.ts == events[0].ts));
+    assert!(events[0].marker && events[1..].iter().all(|e| !e.marker));
+    // B's timeline: after its last audio packet, within a packet time or two.
+    let before = &out[first - 1];
+    assert_eq!(before.pt, 8);
+    let lead = events[0].ts.wrapping_sub(before.ts);
+    assert!((160..=480).contains(&lead), "{lead}");
+    // One sequence space, and no audio in between the event's packets.
+    assert_continuous_seq(&out);
+    let durations: Vec<u16> =
+        events.iter().map(|e| TelephoneEvent::parse(&e.payload).map(|t| t.duration).expect("valid")).collect();
+    assert_eq!(durations, vec![160, 320, 480, 480, 480], "same clock rate: durations unchanged");
+    // Audio resumes after the event on B's timeline, marked.
+    let after = &out[first + 5];
+    assert_eq!(after.pt, 8);
+    assert!(after.marker && after.ts.wrapping_sub(events[0].ts) >= 480);
+}
+
+fn assert_continuous_seq(packets: &[Sent]) {
+    for w in packets.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "{:?} -> {:?}", w[0], w[1]);
+    }
+}
+
+#[test]
+fn dtmf_toward_a_leg_without_telephone_event_is_dropped_and_counted() {
+    let mut w = World::bridged(leg(4000, CodecKind::Pcmu, 0, 20, Some(101)), pcmu(5000));
+    let mut pa = Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0);
+    talk_with_dtmf(&mut w, &mut pa, 101);
+    assert!(w.to(B).iter().all(|s| s.pt == 0));
+    let report = w.destroy(A);
+    assert_eq!(report.received.events_dropped, 5);
+    assert!(report.to_string().contains("incoming telephone-events not relayed"));
+}
+
+#[test]
+fn unbridge_and_destroy_leave_the_other_leg_alive_and_silent() {
+    let mut w = World::bridged(pcmu(4000), pcmu(5000));
+    let (mut pa, mut pb) =
+        (Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0), Peer::new(CodecKind::Pcmu, 0, 0xb2b2, 1000.0));
+    w.talk(20, Some(&mut pa), Some(&mut pb));
+    w.cmd(MediaCmd::Unbridge { leg: B });
+    assert_eq!((w.c.bridged_to(A), w.c.bridged_to(B)), (None, None));
+    let sent = w.sent.len();
+    w.talk(20, Some(&mut pa), Some(&mut pb));
+    assert_eq!(w.sent.len(), sent, "both back to their own recipe: silent");
+    w.cmd(MediaCmd::Unbridge { leg: B });
+    assert!(matches!(command_error(&w.take_events()), Some(MediaError::NotBridged(B))));
+
+    // Bridged again: B's numbering continues.
+    let before = w.to(B);
+    w.cmd(MediaCmd::Bridge { a: B, b: A });
+    w.talk(20, Some(&mut pa), Some(&mut pb));
+    let out = w.to(B);
+    assert_eq!(out[before.len()].seq, before[before.len() - 1].seq.wrapping_add(1));
+
+    // Destroying one end unbridges the other, which stays and can play.
+    let report = w.destroy(A);
+    assert!(report.received.packets > 0);
+    assert!(w.c.has_leg(B) && w.c.bridged_to(B).is_none());
+    let sent = w.sent.len();
+    w.talk(20, None, Some(&mut pb));
+    assert_eq!(w.sent.len(), sent);
+    let file = temp_path("beep-200ms.wav");
+    write_wav(&file, 8000, &sine(8000, 1000.0, 8000.0, 1600)).expect("wav");
+    w.cmd(MediaCmd::Play { leg: B, file, loops: 1, token: 3 });
+    w.talk(30, None, None);
+    assert_eq!(w.sent.len(), sent + 10);
+    assert!(w.take_events().iter().any(|e| matches!(e, MediaEvent::PlayDone { leg: B, token: 3, completed: true })));
+}
+
+#[test]
+fn bad_bridge_commands_fail_and_change_nothing() {
+    let mut w = World::new(pcmu(4000), pcmu(5000));
+    let c = LegId(3);
+    w.cmd(MediaCmd::Bridge { a: A, b: A });
+    assert!(matches!(command_error(&w.take_events()), Some(MediaError::BridgeToSelf(A))));
+    w.cmd(MediaCmd::Bridge { a: A, b: LegId(9) });
+    assert!(matches!(command_error(&w.take_events()), Some(MediaError::NoSuchLeg(LegId(9)))));
+    w.cmd(MediaCmd::CreateLeg { leg: c, media: pcmu(6000) });
+    w.cmd(MediaCmd::Bridge { a: A, b: B });
+    w.take_events();
+    w.cmd(MediaCmd::Bridge { a: c, b: B });
+    assert!(matches!(command_error(&w.take_events()), Some(MediaError::AlreadyBridged { leg: B, peer: A })));
+    assert_eq!(w.c.bridged_to(c), None);
+    assert_eq!(w.c.bridged_to(A), Some((B, BridgeMode::Relay)));
+}
+
+#[test]
+fn a_play_on_a_bridged_leg_replaces_the_bridged_audio_until_it_ends() {
+    for b_media in [pcmu(5000), leg(5000, CodecKind::Pcma, 8, 20, None)] {
+        let codec = b_media.codec;
+        let file = temp_path("prompt-1000hz-300ms.wav");
+        write_wav(&file, 8000, &sine(8000, 1000.0, 8000.0, 2400)).expect("wav");
+        let mut w = World::new(pcmu(4000), b_media);
+        // Bridging stops a play already running.
+        w.cmd(MediaCmd::Play { leg: A, file: file.clone(), loops: 0, token: 1 });
+        w.talk(4, None, None);
+        w.cmd(MediaCmd::Bridge { a: A, b: B });
+        let events = w.take_events();
+        assert!(matches!(events[0], MediaEvent::PlayDone { leg: A, token: 1, completed: false }), "{events:?}");
+
+        let mut pa = Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0);
+        w.talk(40, Some(&mut pa), None);
+        let played_from = w.tick;
+        w.cmd(MediaCmd::Play { leg: B, file: file.clone(), loops: 1, token: 2 });
+        w.talk(60, Some(&mut pa), None);
+        let done = w.events.iter().find(|(_, e)| matches!(e, MediaEvent::PlayDone { token: 2, completed: true, .. }));
+        let done_at = done.map(|(t, _)| *t).expect("the prompt ended");
+        assert_eq!(done_at, played_from + 29, "{codec:?}");
+        w.talk(40, Some(&mut pa), None);
+
+        let out = w.to(B);
+        let during: Vec<Sent> = out.iter().filter(|s| s.tick >= played_from && s.tick <= done_at).cloned().collect();
+        let after: Vec<Sent> = out.iter().filter(|s| s.tick > done_at + 4).cloned().collect();
+        assert_eq!(during.len(), 15, "{codec:?}");
+        assert!(goertzel_ratio(&decode(codec, &during), 8000, 1000.0) > 0.9, "{codec:?}: the prompt");
+        assert!(goertzel_ratio(&decode(codec, &after), 8000, 440.0) > 0.9, "{codec:?}: A again");
+        assert_continuous_seq(&out);
+        assert!(out.windows(2).all(|w| w[1].ts.wrapping_sub(w[0].ts) as i32 >= 160), "{codec:?}");
+    }
+}
+
+#[test]
+fn unnegotiated_payload_types_are_counted_and_dropped_and_the_call_goes_on() {
+    let mut w = World::bridged(leg(4000, CodecKind::Pcmu, 0, 20, Some(101)), pcmu(5000));
+    let mut pa = Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0);
+    for k in 0..100 {
+        if k % 10 == 5 {
+            // Comfort noise and an unknown dynamic type, never negotiated.
+            let cn = pa.datagram(13, pa.ts, false, &[40]);
+            let dynamic = pa.datagram(99, pa.ts, false, &[1, 2, 3]);
+            w.rtp(A, &cn);
+            w.rtp(A, &dynamic);
+        }
+        w.talk(1, Some(&mut pa), None);
+    }
+    let out = w.to(B);
+    assert_eq!(out.len(), 50);
+    assert!(out.iter().all(|s| s.pt == 0));
+    assert!(goertzel_ratio(&decode(CodecKind::Pcmu, &out), 8000, 440.0) > 0.9);
+    let report = w.destroy(A);
+    assert_eq!(report.received.unknown_payload_type, 20);
+    let text = report.to_string();
+    assert!(
+        text.lines().any(|l| l.starts_with("incoming unknown payload type") && l.contains(" 20 packets")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bridged_leg_records_what_it_receives_in_either_mode() {
+    for b_media in [pcmu(5000), leg(5000, CodecKind::Pcma, 8, 20, None)] {
+        let file = temp_path(&format!("bridged-{:?}.wav", b_media.codec));
+        let mut w = World::bridged(pcmu(4000), b_media);
+        w.cmd(MediaCmd::Record { leg: A, file: file.clone() });
+        let mut pa = Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0);
+        w.talk(100, Some(&mut pa), None);
+        assert!(w.to(B).len() >= 49, "{:?}: still bridged", b_media.codec);
+        w.destroy(A);
+        let (rate, pcm) = read_wav(&file).expect("recording");
+        assert_eq!(rate, 8000);
+        assert!(pcm.len() >= 48 * 160, "{}", pcm.len());
+        let (c, _) = best_correlation(&pcm, &pa.pcm[..pcm.len()], 0);
+        assert!(c >= 0.98, "{:?}: {c}", b_media.codec);
+    }
+}
+
+/// Fails on a chosen tick.
+struct Faulty {
+    at: u64,
+}
+
+impl Filter for Faulty {
+    fn desc(&self) -> FilterDesc {
+        FilterDesc { name: "faulty", inputs: 0, outputs: 0, pump: false }
+    }
+    fn process(&mut self, cx: &mut ProcessCx<'_>) -> Result<(), FilterError> {
+        if cx.tick == self.at {
+            return Err(FilterError::Injected { filter: "faulty" });
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_bridged_leg_ends_alone_and_its_peer_stays_unbridged() {
+    let mut w = World::bridged(pcmu(4000), pcmu(5000));
+    w.c.rx_graph_mut(A).expect("leg").add(Faulty { at: 30 });
+    let (mut pa, mut pb) =
+        (Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0), Peer::new(CodecKind::Pcmu, 0, 0xb2b2, 1000.0));
+    w.talk(60, Some(&mut pa), Some(&mut pb));
+    assert!(w.events.iter().any(|(t, e)| *t == 30 && matches!(e, MediaEvent::LegFailed { leg: A, .. })));
+    assert!(!w.c.has_leg(A) && w.c.has_leg(B) && w.c.bridged_to(B).is_none());
+    assert!(w.to(B).iter().all(|s| s.tick < 30));
+}
