@@ -635,7 +635,7 @@ fn bridge_a_hangs_up_and_b_gets_one_bye() {
     let (a, b, record) = bridge_call(
         "bridge-a-bye",
         "bridge.lua",
-        ("bridge_caller_hangs_up", &[&RING[..], &["rtp_port", "9", "-set", "talk", "500"]].concat()),
+        ("bridge_caller_hangs_up", &[&RING[..], &["rtp_port", "9", "-d", "500"]].concat()),
         ("callee_answers", &["-set", "rtp_port", "9"]),
         "46000-46099",
     );
@@ -651,7 +651,7 @@ fn bridge_b_hangs_up_and_a_gets_one_bye() {
         "bridge-b-bye",
         "bridge.lua",
         ("bridge_caller_gets_bye", &[&RING[..], &["rtp_port", "9"]].concat()),
-        ("callee_hangs_up", &["-set", "rtp_port", "9", "-set", "talk", "500"]),
+        ("callee_hangs_up", &["-set", "rtp_port", "9", "-d", "500"]),
         "46100-46199",
     );
     assert_eq!((record["end_reason"].as_str(), record["hung_up_by"].as_str()), (Some("callee_bye"), Some("callee")));
@@ -705,7 +705,7 @@ fn play_then_bridge_connects_after_the_prompt() {
         "play-then-bridge",
         "play_then_bridge.lua",
         ("bridge_caller_gets_bye", &[&RING[..], &["rtp_port", "9"]].concat()),
-        ("callee_hangs_up", &["-set", "rtp_port", "9", "-set", "talk", "300"]),
+        ("callee_hangs_up", &["-set", "rtp_port", "9", "-d", "300"]),
         "46500-46599",
     );
     assert_eq!(record["end_reason"], "callee_bye");
@@ -813,7 +813,7 @@ fn speech_through_bridge(
     let (_, _, record) = bridge_call(
         name,
         "bridge.lua",
-        (&caller_xml, &["-set", "ring", "30", "-set", "rtp_port", &a_port, "-set", "talk", "12500"]),
+        (&caller_xml, &["-set", "ring", "30", "-set", "rtp_port", &a_port, "-d", "12500"]),
         (&callee_xml, &["-set", "rtp_port", &b_port]),
         rtp_ports,
     );
@@ -825,6 +825,7 @@ fn speech_through_bridge(
         eprintln!("{name}: {side} received {} packets ({} lost) of {sent} sent", stream.received, stream.lost);
         Heard { wav, packets: stream.received, lost: stream.lost }
     };
+    eprintln!("{name}: call log {record}");
     let at_a = heard(a_rx, Codec::Pcmu, 0, b_sent, "A");
     let at_b = heard(b_rx, b_codec, b_pt, a_sent, "B");
     (at_a, at_b, record, dir)
