@@ -21,7 +21,8 @@ pub const FIRST_DYNAMIC_PT: u8 = 96;
 /// The channel count `a=rtpmap` carries for the codec (1 is written as nothing).
 pub fn sdp_channels(kind: CodecKind) -> u8 {
     match kind {
-        CodecKind::Pcmu | CodecKind::Pcma => 1,
+        CodecKind::Pcmu | CodecKind::Pcma | CodecKind::G722 => 1,
+        CodecKind::Opus => 2,
     }
 }
 

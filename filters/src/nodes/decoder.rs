@@ -10,13 +10,15 @@ pub struct Decoder {
     payload_type: u8,
     /// Packets of another payload type, dropped.
     pub foreign_packets: u64,
+    /// Packets the codec could not decode, dropped.
+    pub decode_errors: u64,
 }
 
 impl Decoder {
     pub const DESC: FilterDesc = FilterDesc { name: "decoder", inputs: 1, outputs: 1, pump: false };
 
     pub fn new(codec: Box<dyn AudioDecoder>, payload_type: u8) -> Self {
-        Self { codec, payload_type, foreign_packets: 0 }
+        Self { codec, payload_type, foreign_packets: 0, decode_errors: 0 }
     }
 }
 
@@ -26,7 +28,7 @@ impl Filter for Decoder {
     }
 
     fn process(&mut self, cx: &mut ProcessCx<'_>) -> Result<(), FilterError> {
-        let rate = self.codec.kind().sample_rate();
+        let rate = self.codec.pcm_rate();
         while let Some(frame) = cx.pop(0) {
             let Frame::Rtp(rtp) = frame else {
                 return Err(FilterError::UnexpectedFrame {
@@ -41,7 +43,10 @@ impl Filter for Decoder {
                 continue;
             }
             let mut samples = Vec::with_capacity(rtp.payload.len() * 2);
-            self.codec.decode(&rtp.payload, &mut samples);
+            if self.codec.decode(&rtp.payload, &mut samples).is_err() {
+                self.decode_errors += 1;
+                continue;
+            }
             cx.push(0, AudioFrame::new(samples, rate));
         }
         Ok(())
