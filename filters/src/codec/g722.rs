@@ -1,11 +1,11 @@
 //! G.722 (ITU-T G.722, 64 kbit/s mode; RTP payload RFC 3551 §4.5.2): 16 kHz PCM, one byte per two
 //! samples, so 20 ms is 320 samples and 160 bytes, and 160 RTP clock units (the clock says 8000).
 //!
-//! The codec is `ezk-g722`'s `libg722` (SpanDSP's G.722, translated to Rust; unpacked octets, not the
-//! 8 kHz variant). Losses are concealed on the 16 kHz output with [`Plc`]; the ADPCM state simply goes on
-//! with the next real packet.
+//! The codec is `adpcm.rs` (SpanDSP's G.722 in Rust, with the reset state `ezk-g722` 0.1.2 lost; see
+//! there). Losses are concealed on the 16 kHz output with [`Plc`]; the ADPCM state simply goes on with
+//! the next real packet.
 
-use ezk_g722::libg722::{decoder, encoder, Bitrate};
+mod adpcm;
 
 use super::plc::Plc;
 use super::{AudioDecoder, AudioEncoder, CodecError, CodecKind};
@@ -14,14 +14,14 @@ use super::{AudioDecoder, AudioEncoder, CodecError, CodecKind};
 pub const RATE: u32 = 16000;
 
 /// G.722 as an [`AudioEncoder`].
+#[derive(Debug, Clone)]
 pub struct Encoder {
-    inner: encoder::Encoder,
+    inner: adpcm::Encoder,
 }
 
 impl Encoder {
     pub fn new() -> Self {
-        // libg722 argument order: (rate, eight_k, packed).
-        Self { inner: encoder::Encoder::new(Bitrate::Mode1_64000, false, false) }
+        Self { inner: adpcm::Encoder::default() }
     }
 }
 
@@ -45,21 +45,21 @@ impl AudioEncoder for Encoder {
         if !pcm.len().is_multiple_of(2) {
             return Err(CodecError::BadFrameSize { codec: CodecKind::G722, samples: pcm.len(), rate: RATE });
         }
-        out.extend_from_slice(&self.inner.encode(pcm));
+        self.inner.encode(pcm, out);
         Ok(())
     }
 }
 
 /// G.722 as an [`AudioDecoder`]: every octet is a valid code, so decoding cannot fail.
+#[derive(Debug, Clone)]
 pub struct Decoder {
-    inner: decoder::Decoder,
+    inner: adpcm::Decoder,
     plc: Plc,
 }
 
 impl Decoder {
     pub fn new() -> Self {
-        // libg722 argument order: (rate, packed, eight_k).
-        Self { inner: decoder::Decoder::new(Bitrate::Mode1_64000, false, false), plc: Plc::new(RATE) }
+        Self { inner: adpcm::Decoder::default(), plc: Plc::new(RATE) }
     }
 }
 
@@ -80,7 +80,7 @@ impl AudioDecoder for Decoder {
 
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<(), CodecError> {
         let start = out.len();
-        out.extend_from_slice(&self.inner.decode(payload));
+        self.inner.decode(payload, out);
         self.plc.good(&mut out[start..]);
         Ok(())
     }
@@ -93,7 +93,7 @@ impl AudioDecoder for Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{best_correlation, correlation_at, goertzel_ratio, sine, test_signal};
+    use crate::testing::{best_correlation, correlation_at, goertzel_ratio, read_wav, sine, test_signal};
 
     fn roundtrip(pcm: &[i16]) -> Vec<i16> {
         let (mut enc, mut dec) = (Encoder::new(), Decoder::new());
@@ -167,6 +167,52 @@ mod tests {
         assert_eq!(out.len(), s.len());
         let lost = &out[20 * 320..21 * 320];
         assert!(goertzel_ratio(lost, RATE, 440.0) > 0.9);
+    }
+
+    /// ffmpeg's G.722 (libavcodec's own implementation, independent of SpanDSP's) on 1 s of wideband
+    /// audio: its encoding and decoding are in `tests/fixtures` (see the README there for the commands).
+    /// Both directions match bit for bit, from the first sample (which needs the G.722 reset state).
+    #[test]
+    fn matches_ffmpeg_bit_for_bit() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let (rate, input) = read_wav(&dir.join("g722_input_16k.wav")).unwrap();
+        let coded = std::fs::read(dir.join("g722_ffmpeg.g722")).unwrap();
+        let (_, decoded) = read_wav(&dir.join("g722_ffmpeg_decoded.wav")).unwrap();
+        assert_eq!((rate, input.len(), coded.len(), decoded.len()), (RATE, 16000, 8000, 16000));
+
+        let mut enc = Encoder::new();
+        let mut ours = Vec::new();
+        for packet in input.chunks(320) {
+            enc.encode(packet, &mut ours).unwrap();
+        }
+        let first = ours.iter().zip(&coded).position(|(a, b)| a != b);
+        assert_eq!(first, None, "encoder differs from ffmpeg");
+        assert_eq!(ours.len(), coded.len());
+
+        let mut dec = Decoder::new();
+        let mut pcm = Vec::new();
+        for packet in coded.chunks(160) {
+            dec.decode(packet, &mut pcm).unwrap();
+        }
+        let first = pcm.iter().zip(&decoded).position(|(a, b)| a != b);
+        assert_eq!(first, None, "decoder differs from ffmpeg");
+        assert_eq!(pcm.len(), decoded.len());
+    }
+
+    #[test]
+    fn full_scale_input_and_any_code_stay_in_range() {
+        // Square waves at full scale, at several periods, drive every saturation in the codec
+        // (overflow would panic in this debug build).
+        let mut enc = Encoder::new();
+        let mut dec = Decoder::new();
+        for half in [1, 2, 3, 8, 40] {
+            let pcm: Vec<i16> = (0..3200).map(|i| if (i / half) % 2 == 0 { i16::MAX } else { i16::MIN }).collect();
+            let mut bytes = Vec::new();
+            enc.encode(&pcm, &mut bytes).unwrap();
+            dec.decode(&bytes, &mut Vec::new()).unwrap();
+        }
+        let all: Vec<u8> = (0..=255).cycle().take(8000).collect();
+        dec.decode(&all, &mut Vec::new()).unwrap();
     }
 
     proptest::proptest! {

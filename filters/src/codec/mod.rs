@@ -1,9 +1,9 @@
 //! Audio codecs behind two small traits, so the encoder and decoder filters are codec-agnostic.
 //!
 //! G.711 is ours (table-driven, bit-exact) with our own packet-loss concealment ([`plc`], ITU-T G.711
-//! Appendix I style); G.722 wraps `ezk-g722` (SpanDSP's codec, translated to Rust) and uses the same
-//! concealment on its 16 kHz output; Opus wraps libopus through the `opus` crate (bundled libopus 1.6 via
-//! `opusic-sys`), with libopus's own PLC and in-band FEC.
+//! Appendix I style); G.722 is SpanDSP's codec ported to Rust (bit-exact with ffmpeg's, both ways) and
+//! uses the same concealment on its 16 kHz output; Opus wraps libopus through the `opus` crate (bundled
+//! libopus 1.6 via `opusic-sys`), with libopus's own PLC and in-band FEC.
 
 pub mod g711;
 pub mod g722;
