@@ -53,7 +53,7 @@ impl Stream {
             .enumerate()
             .map(|(k, chunk)| {
                 let mut payload = Vec::new();
-                encoder.encode(chunk, &mut payload);
+                encoder.encode(chunk, &mut payload).expect("encode the bench audio");
                 let packet = RtpPacketBuilder::<&[u8], &[u8]>::new()
                     .payload_type(pt)
                     .sequence_number(k as u16)
@@ -130,11 +130,11 @@ fn bare_codecs(from: &Stream, to: &Stream, packets: usize) {
     for k in 0..packets {
         let d = &from.packets[k % from.packets.len()];
         pcm.clear();
-        decoder.decode(&d[12..], &mut pcm);
+        decoder.decode(&d[12..], &mut pcm).expect("decode");
         black_box(&pcm);
         let i = (k % chunks) * n;
         payload.clear();
-        encoder.encode(&to.pcm[i..i + n], &mut payload);
+        encoder.encode(&to.pcm[i..i + n], &mut payload).expect("encode");
         black_box(&payload);
     }
 }

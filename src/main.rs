@@ -7,7 +7,6 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use rms::config::{ConfigFile, ServeConfig};
 use rms::runtime::Server;
-use rms_filters::codec::CodecKind;
 
 #[derive(Parser)]
 #[command(name = "rms", version, about = "SIP B2BUA media application server")]
@@ -74,16 +73,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(*args),
         Command::Sessions { http } => sessions(http),
         Command::Codecs => {
-            for kind in [CodecKind::Pcmu, CodecKind::Pcma] {
-                let pt = kind.static_payload_type().map_or("dynamic".to_string(), |p| p.to_string());
-                println!(
-                    "{:>16}: fully supported (encode, decode); {} Hz, RTP clock {} Hz, payload type {}",
-                    kind.name(),
-                    kind.sample_rate(),
-                    kind.clock_rate(),
-                    pt
-                );
-            }
+            print!("{}", rms::sdp::codecs::describe());
             Ok(())
         }
     }

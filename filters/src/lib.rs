@@ -14,10 +14,6 @@ pub mod frame;
 pub mod graph;
 pub mod nodes;
 pub mod rtp;
-// The RFC 4733 payload lives with the codecs but is declared here, not in codec/mod.rs, while the codec
-// work owns that file: move this declaration there (`pub mod telephone_event;`) once both have landed.
-#[path = "codec/telephone_event.rs"]
-pub mod telephone_event;
 #[cfg(feature = "testing")]
 pub mod testing;
 

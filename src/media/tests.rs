@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rms_filters::codec::telephone_event::TelephoneEvent;
 use rms_filters::codec::CodecKind;
-use rms_filters::telephone_event::TelephoneEvent;
 use rms_filters::testing::{best_correlation, goertzel_ratio, read_wav, sine, write_wav};
 use rms_filters::{Filter, FilterDesc, FilterError, NoClock, ProcessCx, TICK};
 use rtp_types::{RtpPacket, RtpPacketBuilder};
@@ -70,7 +70,7 @@ impl Peer {
     /// The next packet of the tone.
     fn audio(&mut self) -> Vec<u8> {
         let mut payload = Vec::new();
-        self.codec.encoder().encode(&self.pcm[self.pos..self.pos + self.samples], &mut payload);
+        self.codec.encoder().encode(&self.pcm[self.pos..self.pos + self.samples], &mut payload).unwrap();
         let d = self.datagram(self.pt, self.ts, self.talkspurt, &payload);
         self.talkspurt = false;
         self.advance();
@@ -229,7 +229,7 @@ fn decode(codec: CodecKind, packets: &[Sent]) -> Vec<i16> {
     let mut decoder = codec.decoder();
     let mut pcm = Vec::new();
     for p in packets {
-        decoder.decode(&p.payload, &mut pcm);
+        decoder.decode(&p.payload, &mut pcm).unwrap();
     }
     pcm
 }

@@ -7,7 +7,7 @@
 //! rtcp-mux (RFC 5761) and direction/hold (RFC 3264 §8.4).
 //!
 //! Codecs are `rms_filters::codec::CodecKind`; [`codecs`] holds the small local table that maps SDP
-//! encoding names to it, so a new `CodecKind` variant (G.722, Opus) only needs a row there.
+//! encoding names to it (PCMU, PCMA, G722, opus) and the Opus format parameters (RFC 7587 §6.1).
 
 pub mod codecs;
 mod negotiate;
@@ -18,9 +18,11 @@ mod tests;
 use std::fmt;
 use std::net::IpAddr;
 
+pub use codecs::OpusFmtp;
 pub use negotiate::{
-    build_offer, negotiate_answer, negotiate_offer_answer, offer_unchanged, offered_codecs, Answer, AnswerConfig,
-    Direction, Negotiated, NegotiationError, OfferConfig, OriginState,
+    build_offer, build_offer_with, negotiate_answer, negotiate_answer_with, negotiate_offer_answer, offer_unchanged,
+    offered_codecs, Answer, AnswerConfig, CodecOptions, Direction, Negotiated, NegotiationError, OfferConfig,
+    OriginState,
 };
 pub use sdp_types;
 

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use rms_filters::codec::CodecKind;
 use sdp_types::{Attribute, Connection, Media, Origin, Session, Time};
 
-use super::codecs::{self, RtpMap, FIRST_DYNAMIC_PT, TELEPHONE_EVENT, TELEPHONE_EVENT_PT};
+use super::codecs::{self, OpusFmtp, RtpMap, FIRST_DYNAMIC_PT, OPUS_PT, TELEPHONE_EVENT, TELEPHONE_EVENT_PT};
 use super::SessionDescription;
 
 /// Default packetization time when the offer says nothing (RFC 3551 §4.5: 20 ms for G.711).
@@ -127,6 +127,14 @@ pub struct OfferConfig {
     pub direction: Direction,
 }
 
+/// Codec settings of ours that appear in our SDP (the `_with` variants of [`negotiate_answer`] and
+/// [`build_offer`] take them; the plain ones use the defaults).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CodecOptions {
+    /// Written as Opus `maxplaybackrate` (RFC 7587 §6.1) when set: the peer need not code a wider band.
+    pub opus_max_playback_rate: Option<u32>,
+}
+
 /// The negotiated audio stream, for the media engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
@@ -149,6 +157,9 @@ pub struct Negotiated {
     pub direction: Direction,
     /// RTP and RTCP share one port (RFC 5761).
     pub rtcp_mux: bool,
+    /// With Opus: the peer's format parameters (RFC 7587 §6.1; all unset without an fmtp line), to
+    /// adjust our encoder with [`OpusFmtp::encoder_config`].
+    pub opus: Option<OpusFmtp>,
 }
 
 /// An answer to send and what it means.
@@ -215,6 +226,15 @@ impl NegotiationError {
 /// codec we support is accepted with that codec only (the first in the OFFER's order that is in
 /// `config.codecs`), every other m-line is rejected with port 0 and its formats echoed.
 pub fn negotiate_answer(offer: &SessionDescription, config: &AnswerConfig) -> Result<Answer, NegotiationError> {
+    negotiate_answer_with(offer, config, &CodecOptions::default())
+}
+
+/// [`negotiate_answer`] with our codec options.
+pub fn negotiate_answer_with(
+    offer: &SessionDescription,
+    config: &AnswerConfig,
+    options: &CodecOptions,
+) -> Result<Answer, NegotiationError> {
     let session = offer.session();
     let mut chosen: Option<(usize, Choice)> = None;
     let mut saw_audio = false;
@@ -274,7 +294,11 @@ pub fn negotiate_answer(offer: &SessionDescription, config: &AnswerConfig) -> Re
         }
         let mut m = answer_media(offered, config.rtp_port, fmt);
         push_rtpmap(&mut m, choice.payload_type, &RtpMap::of(choice.codec));
-        if let Some(fmtp) = fmtp(offered, choice.payload_type) {
+        if choice.codec == CodecKind::Opus {
+            // Our own receive parameters, not the offer's (RFC 7587 §7: each side declares what it
+            // receives).
+            push_opus_fmtp(&mut m, choice.payload_type, options);
+        } else if let Some(fmtp) = fmtp(offered, choice.payload_type) {
             m.attributes.push(Attribute::with_value("fmtp", format!("{} {fmtp}", choice.payload_type)));
         }
         if let Some(te) = choice.telephone_event {
@@ -306,14 +330,21 @@ pub fn negotiate_answer(offer: &SessionDescription, config: &AnswerConfig) -> Re
         telephone_event: choice.telephone_event,
         direction,
         rtcp_mux: remote.rtcp_mux,
+        opus: opus_fmtp(media, choice.codec, choice.payload_type),
     };
     Ok(Answer { sdp, negotiated })
 }
 
 /// Our offer (RFC 3264 §5): one audio m-line with all our codecs in preference order (static PTs
-/// where RFC 3551 has one, dynamic from 96 otherwise), telephone-event at PT 101 `0-16`, an rtpmap
-/// for every PT, `a=ptime:20`, `a=rtcp:<port+1>` (RFC 3605) and the direction.
+/// where RFC 3551 has one, Opus at 111, dynamic from 96 otherwise), telephone-event at PT 101
+/// `0-16`, an rtpmap for every PT (and `useinbandfec=1` for Opus), `a=ptime:20`, `a=rtcp:<port+1>`
+/// (RFC 3605) and the direction.
 pub fn build_offer(config: &OfferConfig) -> SessionDescription {
+    build_offer_with(config, &CodecOptions::default())
+}
+
+/// [`build_offer`] with our codec options.
+pub fn build_offer_with(config: &OfferConfig, options: &CodecOptions) -> SessionDescription {
     let mut codecs: Vec<CodecKind> = Vec::with_capacity(config.codecs.len());
     for &c in &config.codecs {
         if !codecs.contains(&c) {
@@ -324,6 +355,10 @@ pub fn build_offer(config: &OfferConfig) -> SessionDescription {
     if config.telephone_event {
         used.push(TELEPHONE_EVENT_PT);
     }
+    let opus_pt = (codecs.contains(&CodecKind::Opus) && !used.contains(&OPUS_PT)).then(|| {
+        used.push(OPUS_PT);
+        OPUS_PT
+    });
     let mut next_dynamic = FIRST_DYNAMIC_PT;
     let mut alloc = |used: &mut Vec<u8>| {
         while used.contains(&next_dynamic) {
@@ -334,7 +369,11 @@ pub fn build_offer(config: &OfferConfig) -> SessionDescription {
     };
     let mut formats: Vec<(u8, RtpMap)> = Vec::new();
     for &c in &codecs {
-        let pt = c.static_payload_type().unwrap_or_else(|| alloc(&mut used));
+        let pt = match (c.static_payload_type(), opus_pt) {
+            (Some(pt), _) => pt,
+            (None, Some(pt)) if c == CodecKind::Opus => pt,
+            (None, _) => alloc(&mut used),
+        };
         formats.push((pt, RtpMap::of(c)));
     }
     let mut events: Vec<(u8, u32)> = Vec::new();
@@ -363,6 +402,9 @@ pub fn build_offer(config: &OfferConfig) -> SessionDescription {
     };
     for (pt, map) in &formats {
         push_rtpmap(&mut m, *pt, map);
+        if map.codec() == Some(CodecKind::Opus) {
+            push_opus_fmtp(&mut m, *pt, options);
+        }
     }
     for &(pt, clock) in &events {
         push_telephone_event(&mut m, pt, clock);
@@ -426,6 +468,7 @@ pub fn negotiate_offer_answer(
         telephone_event,
         direction,
         rtcp_mux,
+        opus: opus_fmtp(answered_media, codec, payload_type),
     })
 }
 
@@ -481,6 +524,17 @@ fn rtpmap(media: &Media, pt: u8) -> Option<RtpMap> {
 
 fn fmtp(media: &Media, pt: u8) -> Option<&str> {
     attr_for_pt(media, "fmtp", pt).filter(|s| !s.is_empty())
+}
+
+/// The peer's Opus parameters for `pt` on `media`, when the codec is Opus.
+fn opus_fmtp(media: &Media, codec: CodecKind, pt: u8) -> Option<OpusFmtp> {
+    (codec == CodecKind::Opus).then(|| OpusFmtp::parse(fmtp(media, pt).unwrap_or_default()))
+}
+
+/// `a=fmtp:<pt> useinbandfec=1[; maxplaybackrate=<rate>]` (RFC 7587 §6.1).
+fn push_opus_fmtp(m: &mut Media, pt: u8, options: &CodecOptions) {
+    m.attributes
+        .push(Attribute::with_value("fmtp", format!("{pt} {}", OpusFmtp::ours(options.opus_max_playback_rate))));
 }
 
 fn is_rtp_avp(proto: &str) -> bool {

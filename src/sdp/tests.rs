@@ -594,6 +594,180 @@ fn rtcp_mux_needs_both_sides_when_we_offered() {
     assert_eq!(n.remote_rtcp, sa("192.0.2.1:6001"));
 }
 
+/// A wideband phone: G.722 first, then PCMU, telephone-event.
+const G722_PHONE: &str = "v=0\r\n\
+o=- 77 1 IN IP4 192.0.2.20\r\n\
+s=-\r\n\
+c=IN IP4 192.0.2.20\r\n\
+t=0 0\r\n\
+m=audio 16384 RTP/AVP 9 0 101\r\n\
+a=rtpmap:9 G722/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-15\r\n";
+
+fn all_codecs() -> AnswerConfig {
+    AnswerConfig { codecs: codecs::KNOWN.to_vec(), ..config() }
+}
+
+#[test]
+fn g722_offered_by_a_peer_is_answered_at_pt_9_with_clock_8000() {
+    let a = answer(G722_PHONE, &all_codecs());
+    assert_eq!(
+        lines(&a.sdp)[5..9],
+        ["m=audio 20000 RTP/AVP 9 101", "a=rtpmap:9 G722/8000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16"]
+    );
+    let n = &a.negotiated;
+    assert_eq!((n.codec, n.payload_type, n.clock_rate), (CodecKind::G722, 9, 8000));
+    // G.722's RTP clock is 8000 (RFC 3551 §4.5.2), so telephone-event/8000 goes with it.
+    assert_eq!(n.telephone_event, Some(101));
+    assert_eq!(n.opus, None);
+    // PT 9 without an rtpmap is G.722 by the static table (Bria lists it first).
+    let a = answer(BRIA, &all_codecs());
+    assert_eq!((a.negotiated.codec, a.negotiated.payload_type), (CodecKind::G722, 9));
+    // Without G.722 in our list the next one is taken.
+    assert_eq!(answer(G722_PHONE, &config()).negotiated.codec, CodecKind::Pcmu);
+}
+
+#[test]
+fn opus_is_answered_with_the_offerers_payload_type_and_our_fmtp() {
+    let a = answer(LINPHONE, &all_codecs());
+    assert_eq!(
+        lines(&a.sdp)[5..9],
+        ["m=audio 20000 RTP/AVP 96", "a=rtpmap:96 opus/48000/2", "a=fmtp:96 useinbandfec=1", "a=ptime:20"]
+    );
+    let n = &a.negotiated;
+    assert_eq!((n.codec, n.payload_type, n.clock_rate), (CodecKind::Opus, 96, 48000));
+    // Linphone's telephone-event is at 8000 Hz, not Opus's 48000: not usable with it (RFC 4733 §2.1).
+    assert_eq!(n.telephone_event, None);
+    assert_eq!(n.opus, Some(OpusFmtp { useinbandfec: Some(true), ..OpusFmtp::default() }));
+
+    // With telephone-event/48000 offered, and our maxplaybackrate.
+    let offer = LINPHONE
+        .replace("RTP/AVP 96 0 8 101", "RTP/AVP 96 0 8 101 102")
+        .replace("a=rtcp-fb", "a=rtpmap:102 telephone-event/48000\r\na=rtcp-fb");
+    let offer = SessionDescription::parse(offer.as_bytes()).unwrap();
+    let options = CodecOptions { opus_max_playback_rate: Some(16000) };
+    let a = negotiate_answer_with(&offer, &all_codecs(), &options).unwrap();
+    assert_eq!(a.negotiated.telephone_event, Some(102));
+    assert!(lines(&a.sdp).contains(&"a=fmtp:96 useinbandfec=1; maxplaybackrate=16000".to_owned()));
+    assert!(lines(&a.sdp).contains(&"a=rtpmap:102 telephone-event/48000".to_owned()));
+}
+
+#[test]
+fn the_offerers_preference_decides_among_the_new_codecs() {
+    let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+                 m=audio 6000 RTP/AVP 0 9 107\r\na=rtpmap:107 OPUS/48000/2\r\n";
+    let mut c = config();
+    c.codecs = vec![CodecKind::Opus, CodecKind::G722, CodecKind::Pcmu];
+    assert_eq!(answer(offer, &c).negotiated.codec, CodecKind::Pcmu);
+    c.codecs = vec![CodecKind::Opus, CodecKind::G722];
+    assert_eq!(answer(offer, &c).negotiated.codec, CodecKind::G722);
+    c.codecs = vec![CodecKind::Opus];
+    let a = answer(offer, &c);
+    assert_eq!((a.negotiated.codec, a.negotiated.payload_type), (CodecKind::Opus, 107));
+}
+
+#[test]
+fn opus_without_its_channel_count_is_accepted() {
+    // RFC 7587 §7 makes `/2` mandatory; some endpoints omit it, and we are lenient.
+    let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+                 m=audio 6000 RTP/AVP 97\r\na=rtpmap:97 opus/48000\r\na=fmtp:97 maxplaybackrate=8000\r\n";
+    let a = answer(offer, &all_codecs());
+    assert_eq!((a.negotiated.codec, a.negotiated.payload_type), (CodecKind::Opus, 97));
+    assert!(lines(&a.sdp).contains(&"a=rtpmap:97 opus/48000/2".to_owned()));
+    assert_eq!(a.negotiated.opus.and_then(|f| f.maxplaybackrate), Some(8000));
+    // Other clock rates or channel counts are not Opus.
+    for map in ["opus/8000", "opus/48000/3"] {
+        let o = offer.replace("opus/48000", map);
+        let offer = SessionDescription::parse(o.as_bytes()).unwrap();
+        assert_eq!(negotiate_answer(&offer, &all_codecs()).unwrap_err(), NegotiationError::NoCommonCodec, "{map}");
+    }
+}
+
+#[test]
+fn opus_fmtp_is_read_with_spaces_and_unknown_parameters() {
+    let f = OpusFmtp::parse(
+        " maxplaybackrate=16000;  sprop-stereo=1 ;stereo=0; useinbandfec = 1;maxaveragebitrate=20000; usedtx=1; \
+         x-foo=bar; garbage; =; sprop-maxcapturerate=16000",
+    );
+    assert_eq!(
+        f,
+        OpusFmtp {
+            useinbandfec: Some(true),
+            maxplaybackrate: Some(16000),
+            stereo: Some(false),
+            sprop_stereo: Some(true),
+            maxaveragebitrate: Some(20000),
+        }
+    );
+    assert_eq!(OpusFmtp::parse(""), OpusFmtp::default());
+    assert_eq!(OpusFmtp::parse("useinbandfec=yes; maxplaybackrate=-1; stereo"), OpusFmtp::default());
+    assert_eq!(OpusFmtp::parse("USEINBANDFEC=1").useinbandfec, Some(true));
+}
+
+#[test]
+fn opus_fmtp_adjusts_our_encoder() {
+    use rms_filters::codec::OpusConfig;
+    let ours = OpusConfig::default();
+    let f = OpusFmtp::parse("maxplaybackrate=16000; maxaveragebitrate=20000; useinbandfec=1");
+    let c = f.encoder_config(&ours);
+    assert_eq!((c.inband_fec, c.max_playback_rate, c.bitrate), (true, Some(16000), Some(20000)));
+    assert_eq!((c.complexity, c.packet_loss_pct), (ours.complexity, ours.packet_loss_pct));
+    // useinbandfec=0, or absent (RFC 7587 §6.1 default 0): no FEC.
+    assert!(!OpusFmtp::parse("useinbandfec=0").encoder_config(&ours).inband_fec);
+    assert!(!OpusFmtp::default().encoder_config(&ours).inband_fec);
+    // The lower of ours and theirs, and theirs within RFC 7587 bounds.
+    let mine = OpusConfig { bitrate: Some(16000), max_playback_rate: Some(8000), ..ours };
+    let c = f.encoder_config(&mine);
+    assert_eq!((c.max_playback_rate, c.bitrate), (Some(8000), Some(16000)));
+    let c = OpusFmtp::parse("maxaveragebitrate=1000000; maxplaybackrate=4000").encoder_config(&ours);
+    assert_eq!((c.max_playback_rate, c.bitrate), (Some(8000), Some(510_000)));
+}
+
+#[test]
+fn our_offer_has_g722_at_9_and_opus_at_111_with_fmtp() {
+    let c = OfferConfig { codecs: codecs::KNOWN.to_vec(), ..offer_config() };
+    assert_eq!(
+        lines(&build_offer(&c))[5..15],
+        [
+            "m=audio 30000 RTP/AVP 0 8 9 111 101 96",
+            "a=rtpmap:0 PCMU/8000",
+            "a=rtpmap:8 PCMA/8000",
+            "a=rtpmap:9 G722/8000",
+            "a=rtpmap:111 opus/48000/2",
+            "a=fmtp:111 useinbandfec=1",
+            "a=rtpmap:101 telephone-event/8000",
+            "a=fmtp:101 0-16",
+            "a=rtpmap:96 telephone-event/48000",
+            "a=fmtp:96 0-16",
+        ]
+    );
+    let options = CodecOptions { opus_max_playback_rate: Some(24000) };
+    let offer = build_offer_with(&c, &options);
+    assert!(lines(&offer).contains(&"a=fmtp:111 useinbandfec=1; maxplaybackrate=24000".to_owned()));
+
+    // The peer answers Opus at our PT with its own fmtp: that is what our encoder follows.
+    let their = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+                 m=audio 6000 RTP/AVP 111 96\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=0; stereo=1\r\n\
+                 a=rtpmap:96 telephone-event/48000\r\n";
+    let n = negotiate_offer_answer(&offer, &SessionDescription::parse(their.as_bytes()).unwrap()).unwrap();
+    assert_eq!((n.codec, n.payload_type, n.clock_rate, n.telephone_event), (CodecKind::Opus, 111, 48000, Some(96)));
+    assert_eq!(n.opus, Some(OpusFmtp { useinbandfec: Some(false), stereo: Some(true), ..OpusFmtp::default() }));
+}
+
+#[test]
+fn rms_codecs_lists_every_codec_with_encode_and_decode() {
+    let text = codecs::describe();
+    for name in ["PCMU", "PCMA", "G722", "opus"] {
+        let line = text.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("{name}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert!(words.windows(2).any(|w| w == ["yes", "yes"]), "{line}");
+    }
+    assert!(text.contains("opus              48000 2 (mono)  8000,12000,16000,24000,48000"), "{text}");
+    assert!(text.contains("G722               8000        1  16000"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("telephone-event") && l.contains("RFC 4733, relay only")));
+}
+
 proptest! {
     #[test]
     fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -628,7 +802,7 @@ proptest! {
         v6 in any::<bool>(),
         raw_ip in any::<u128>(),
         port in 1u16..,
-        codecs in proptest::collection::vec(prop_oneof![Just(CodecKind::Pcmu), Just(CodecKind::Pcma)], 1..4),
+        codecs in proptest::collection::vec(proptest::sample::select(codecs::KNOWN), 1..5),
         telephone_event in any::<bool>(),
         session_id in any::<u64>(),
         version in any::<u64>(),
@@ -651,11 +825,15 @@ proptest! {
         // Answering our own offer picks our first codec and reverses the direction.
         if !address.is_unspecified() {
             let mut ac = self::config();
-            ac.codecs = vec![CodecKind::Pcmu, CodecKind::Pcma];
+            ac.codecs = codecs::KNOWN.to_vec();
             let a = negotiate_answer(&parsed, &ac).unwrap();
             prop_assert_eq!(a.negotiated.codec, codecs[0]);
             prop_assert_eq!(a.negotiated.direction, direction.reversed());
-            prop_assert_eq!(a.negotiated.telephone_event, telephone_event.then_some(101));
+            prop_assert_eq!(a.negotiated.telephone_event.is_some(), telephone_event);
+            if codecs[0] != CodecKind::Opus {
+                prop_assert_eq!(a.negotiated.telephone_event, telephone_event.then_some(101));
+            }
+            prop_assert_eq!(a.negotiated.opus.is_some(), codecs[0] == CodecKind::Opus);
             prop_assert_eq!(a.negotiated.remote_rtp, SocketAddr::new(address, port));
             let n = negotiate_offer_answer(&offer, &a.sdp).unwrap();
             prop_assert_eq!(n.codec, codecs[0]);

@@ -5,7 +5,8 @@
 //! Encoding looks up a table indexed by the top 14 (µ-law) or 13 (A-law) bits of the sample; decoding
 //! looks up a 256-entry table. The tables are built at compile time from the STL formulas below.
 
-use super::{AudioDecoder, AudioEncoder, CodecKind};
+use super::plc::Plc;
+use super::{AudioDecoder, AudioEncoder, CodecError, CodecKind};
 
 /// Which companding law.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,20 +77,26 @@ impl AudioEncoder for Encoder {
         }
     }
 
-    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) {
+    fn pcm_rate(&self) -> u32 {
+        8000
+    }
+
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
         encode(self.law, pcm, out);
+        Ok(())
     }
 }
 
-/// G.711 as an [`AudioDecoder`].
+/// G.711 as an [`AudioDecoder`], concealing losses after G.711 Appendix I ([`Plc`]).
 #[derive(Debug, Clone)]
 pub struct Decoder {
     law: Law,
+    plc: Plc,
 }
 
 impl Decoder {
     pub fn new(law: Law) -> Self {
-        Self { law }
+        Self { law, plc: Plc::new(8000) }
     }
 }
 
@@ -101,8 +108,19 @@ impl AudioDecoder for Decoder {
         }
     }
 
-    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
+    fn pcm_rate(&self) -> u32 {
+        8000
+    }
+
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<(), CodecError> {
+        let start = out.len();
         decode(self.law, payload, out);
+        self.plc.good(&mut out[start..]);
+        Ok(())
+    }
+
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
+        self.plc.conceal(samples, out);
     }
 }
 

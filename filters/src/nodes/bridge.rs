@@ -10,9 +10,9 @@
 
 use std::collections::VecDeque;
 
+use crate::codec::telephone_event::TelephoneEvent;
 use crate::filter::{Filter, FilterDesc, FilterError, ProcessCx};
 use crate::frame::{Frame, RtpFrame};
-use crate::telephone_event::TelephoneEvent;
 
 /// Frames a bridge node holds at most per queue (its owner empties it every tick); beyond, the oldest
 /// is dropped and counted.

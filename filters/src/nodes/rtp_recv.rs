@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use rtp_types::RtpPacket;
 
+use crate::codec::telephone_event::TelephoneEvent;
 use crate::filter::{Filter, FilterDesc, FilterError, ProcessCx};
 use crate::frame::{Frame, RtpFrame};
 use crate::rtp::jitter_buffer::{JitterBuffer, JitterConfig};
 use crate::rtp::stats::{ReceptionReport, SeqUpdate, SourceStats};
-use crate::telephone_event::TelephoneEvent;
 
 /// Sources tracked at once; beyond, the one heard least recently is forgotten (its loss is kept).
 pub const MAX_SOURCES: usize = 4;

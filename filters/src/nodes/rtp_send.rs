@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use rtp_types::RtpPacketBuilder;
 
+use crate::codec::telephone_event::TelephoneEvent;
 use crate::filter::{Filter, FilterDesc, FilterError, ProcessCx, Transmit};
 use crate::frame::Frame;
 use crate::rtp::stats::{MAX_DROPOUT, MAX_MISORDER};
-use crate::telephone_event::TelephoneEvent;
 
 /// How long our own audio stays held back after the last telephone-event packet (the end packet's
 /// retransmissions come within it, RFC 4733 §2.5.1.4).
