@@ -18,6 +18,8 @@ pub enum ConfigError {
     RtpPorts { value: String },
     #[error("sip timers: need 0 < sip-t1-ms <= sip-t2-ms and sip-t4-ms > 0 (got T1 {t1} ms, T2 {t2} ms, T4 {t4} ms)")]
     Timers { t1: u64, t2: u64, t4: u64 },
+    #[error("opus-complexity {0}: expected 0..=10")]
+    OpusComplexity(u8),
     #[error("voice-dir {path}: {source}")]
     VoiceDir { path: PathBuf, source: std::io::Error },
 }
@@ -40,6 +42,8 @@ pub struct ConfigFile {
     pub sip_t2_ms: Option<u64>,
     /// RFC 3261 T4 in milliseconds (default 5000).
     pub sip_t4_ms: Option<u64>,
+    /// libopus encoder complexity 0..=10 (default 5: the CPU a busy server can afford per call).
+    pub opus_complexity: Option<u8>,
 }
 
 impl ConfigFile {
@@ -64,6 +68,7 @@ impl ConfigFile {
             sip_t1_ms: flags.sip_t1_ms.or(self.sip_t1_ms),
             sip_t2_ms: flags.sip_t2_ms.or(self.sip_t2_ms),
             sip_t4_ms: flags.sip_t4_ms.or(self.sip_t4_ms),
+            opus_complexity: flags.opus_complexity.or(self.opus_complexity),
         }
     }
 }
@@ -80,6 +85,8 @@ pub struct ServeConfig {
     pub http: Option<SocketAddr>,
     pub call_log: Option<PathBuf>,
     pub timers: crate::sip::TimerConfig,
+    /// Opus encoder settings (complexity from `opus-complexity`).
+    pub opus: rms_filters::codec::OpusConfig,
 }
 
 impl ServeConfig {
@@ -108,8 +115,16 @@ impl ServeConfig {
             t2: std::time::Duration::from_millis(t2),
             t4: std::time::Duration::from_millis(t4),
         };
+        let mut opus = rms_filters::codec::OpusConfig::default();
+        if let Some(c) = file.opus_complexity {
+            if c > 10 {
+                return Err(ConfigError::OpusComplexity(c));
+            }
+            opus.complexity = c;
+        }
         Ok(Self {
             timers,
+            opus,
             listen,
             script: file.script,
             rtp_ports,
@@ -160,5 +175,9 @@ mod tests {
         }
         let bad_timers = ConfigFile { sip_t1_ms: Some(5000), sip_t2_ms: Some(4000), ..ConfigFile::default() };
         assert!(matches!(ServeConfig::from_file(bad_timers), Err(ConfigError::Timers { .. })));
+        let bad_opus = ConfigFile { opus_complexity: Some(11), ..ConfigFile::default() };
+        assert!(matches!(ServeConfig::from_file(bad_opus), Err(ConfigError::OpusComplexity(11))));
+        let opus = ConfigFile { opus_complexity: Some(9), ..ConfigFile::default() };
+        assert_eq!(ServeConfig::from_file(opus).unwrap().opus.complexity, 9);
     }
 }

@@ -62,6 +62,9 @@ struct ServeArgs {
     /// SIP timer T4 in ms [default: 5000]
     #[arg(long)]
     sip_t4_ms: Option<u64>,
+    /// libopus encoder complexity, 0 (cheapest) to 10 [default: 5]
+    #[arg(long)]
+    opus_complexity: Option<u8>,
     /// A TOML file with the same keys as these flags
     #[arg(long)]
     config: Option<PathBuf>,
@@ -98,6 +101,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sip_t1_ms: args.sip_t1_ms,
         sip_t2_ms: args.sip_t2_ms,
         sip_t4_ms: args.sip_t4_ms,
+        opus_complexity: args.opus_complexity,
     };
     let file = match &args.config {
         Some(path) => ConfigFile::load(path)?,

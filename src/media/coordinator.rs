@@ -38,6 +38,8 @@ pub enum MediaError {
     NotBridged(LegId),
     #[error(transparent)]
     Graph(#[from] GraphError),
+    #[error(transparent)]
+    Codec(#[from] rms_filters::codec::CodecError),
     #[error("a filter panicked: {message}")]
     Panicked { message: String },
 }
@@ -229,7 +231,7 @@ impl MediaCoordinator {
             }
             MediaCmd::Play { leg, file, loops, token } => {
                 let l = self.legs.get_mut(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
-                let rate = l.media.codec.sample_rate();
+                let rate = l.media.params.pcm_rate;
                 // A file the cache cannot take (missing, long, corrupt) is streamed: the player then
                 // reports whatever is wrong with it.
                 let cached = self.prompts.get(&file, rate).ok().flatten();
@@ -266,7 +268,7 @@ impl MediaCoordinator {
                 if l.recorder.is_some() {
                     return Err(MediaError::AlreadyRecording(leg));
                 }
-                let recorder = Recorder::create(&file, l.media.codec.sample_rate())
+                let recorder = Recorder::create(&file, l.media.params.pcm_rate)
                     .map_err(|e| MediaError::Record { path: file.clone(), detail: e.to_string() })?;
                 l.add_recorder(recorder)?;
             }

@@ -17,26 +17,27 @@
 //!          bridge_in:1 → rtp_send:2                              transcode telephone-events (retimed)
 //! ```
 
-use rms_filters::codec::{AudioDecoder, AudioEncoder, CodecKind};
+use rms_filters::codec::{AudioDecoder, AudioEncoder, CodecError};
 use rms_filters::nodes::rtp_recv::Playout;
 use rms_filters::nodes::{
     BridgeIn, BridgeMap, BridgeOut, Decoder, Encoder, FilePlayer, Recorder, Resampler, RtpRecv, RtpSend, VoidSink,
 };
 use rms_filters::{Filter, Graph, GraphError, NodeId};
 
-use super::{BridgeMode, LegId, LegMedia};
+use super::{BridgeMode, LegId, LegMedia, MediaError};
 
 /// `from:out → to:in`.
 type Link = (NodeId, usize, NodeId, usize);
 
-/// The leg's codec, made here only: when codecs take parameters (`encoder_with`), this is the one place
-/// to pass them.
-fn encoder(codec: CodecKind) -> Box<dyn AudioEncoder> {
-    codec.encoder()
+/// The leg's codec, made here only, at the leg's PCM rate and settings ([`LegMedia::params`]).
+/// [`Leg::new`] builds both once to check the parameters, so the decoder a later recipe adds cannot
+/// fail; should it, the codec's native defaults stand in.
+fn encoder(media: &LegMedia) -> Result<Box<dyn AudioEncoder>, CodecError> {
+    media.codec.encoder_with(&media.params)
 }
 
-fn decoder(codec: CodecKind) -> Box<dyn AudioDecoder> {
-    codec.decoder()
+fn decoder(media: &LegMedia) -> Box<dyn AudioDecoder> {
+    media.codec.decoder_with(&media.params).unwrap_or_else(|_| media.codec.decoder())
 }
 
 /// A leg's side of a bridge.
@@ -72,14 +73,15 @@ pub(super) struct Leg {
 impl Leg {
     /// The own recipe, silent until something plays. `ids` are the SSRC, first sequence number and
     /// first timestamp (random, RFC 3550 §5.1).
-    pub fn new(id: LegId, media: LegMedia, ids: (u32, u16, u32)) -> Result<Self, GraphError> {
+    pub fn new(id: LegId, media: LegMedia, ids: (u32, u16, u32)) -> Result<Self, MediaError> {
         let codec = media.codec;
+        media.codec.decoder_with(&media.params)?;
         let mut rx = Graph::new();
         let recv = rx.add(RtpRecv::new(codec.clock_rate()));
         let mut tx = Graph::new();
         let player = tx.add(FilePlayer::new());
-        let resampler = tx.add(Resampler::new(codec.sample_rate()));
-        let encoder = tx.add(Encoder::new(encoder(codec), media.payload_type, media.ptime_ms));
+        let resampler = tx.add(Resampler::new(media.params.pcm_rate));
+        let encoder = tx.add(Encoder::new(encoder(&media)?, media.payload_type, media.ptime_ms));
         let (ssrc, seq, ts) = ids;
         let send = tx.add(RtpSend::new(id.0, media.remote, codec.clock_rate(), ssrc, seq, ts));
         let mut leg = Self {
@@ -133,11 +135,11 @@ impl Leg {
         let mode = self.mode();
         let (relay, transcode) = (mode == Some(BridgeMode::Relay), mode == Some(BridgeMode::Transcode));
         let recording = self.recorder.is_some();
-        let (codec, pt) = (self.media.codec, self.media.payload_type);
+        let (media, pt) = (self.media, self.media.payload_type);
 
         // Receive graph.
         let void = ensure(&mut self.rx, &mut self.void, mode.is_none() && !recording, VoidSink::new);
-        let dec = ensure(&mut self.rx, &mut self.decoder, recording || transcode, || Decoder::new(decoder(codec), pt));
+        let dec = ensure(&mut self.rx, &mut self.decoder, recording || transcode, || Decoder::new(decoder(&media), pt));
         let out = ensure(&mut self.rx, &mut self.bridge_out, mode.is_some(), BridgeOut::new);
         let mut chain = vec![self.recv];
         match (mode, out) {

@@ -45,7 +45,7 @@ pub use schedule::{TickSchedule, TickStats};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use rms_filters::codec::CodecKind;
+use rms_filters::codec::{CodecKind, CodecParams};
 use rms_filters::nodes::file_player::FileError;
 
 /// Identifies a call leg across the signalling and media halves.
@@ -66,12 +66,24 @@ pub struct LegMedia {
     /// Whether rms sends RTP to the peer (false while the peer holds the call: its offer was
     /// `sendonly` or `inactive`, RFC 3264 §6.1). Timestamps keep running while not sending.
     pub send: bool,
+    /// The PCM rate the leg's codec runs at and its encoder settings (Opus: from the peer's fmtp).
+    pub params: CodecParams,
 }
 
 impl LegMedia {
-    /// A sending leg without telephone-event.
+    /// A sending leg without telephone-event, its codec at [`leg_pcm_rate`] with default settings.
     pub fn new(remote: SocketAddr, codec: CodecKind, payload_type: u8, ptime_ms: u32) -> Self {
-        Self { remote, codec, payload_type, ptime_ms, telephone_event: None, send: true }
+        let params = CodecParams::at(leg_pcm_rate(codec));
+        Self { remote, codec, payload_type, ptime_ms, telephone_event: None, send: true, params }
+    }
+}
+
+/// The PCM rate a leg runs its codec at: the codec's own rate, except Opus, which runs wideband
+/// (16 kHz: prompts, G.722 and G.711 peers all fit, and it costs far less than 48 kHz).
+pub fn leg_pcm_rate(codec: CodecKind) -> u32 {
+    match codec {
+        CodecKind::Opus => 16_000,
+        _ => codec.sample_rate(),
     }
 }
 

@@ -7,8 +7,6 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use rms_filters::codec::CodecKind;
-
 use super::call_log::CallLog;
 use super::media::{MediaRequest, MediaThread};
 use super::signalling::{SignallingApp, SignallingConfig, SignallingThread};
@@ -209,8 +207,9 @@ impl Server {
             SessionConfig {
                 media_ip: config.media_ip,
                 voice_dirs: vec![config.voice_dir.clone()],
-                codecs: vec![CodecKind::Pcmu, CodecKind::Pcma],
+                codecs: crate::sdp::codecs::KNOWN.to_vec(),
                 telephone_event: true,
+                opus: config.opus,
             },
             fastrand::u64(..),
         );

@@ -294,7 +294,7 @@ impl Sessions {
         let n = negotiate_offer_answer(offer, &answer).map_err(|e| e.to_string())?;
         if b.sdp.negotiated.as_ref() != Some(&n) {
             if let Some(leg) = b.sdp.leg {
-                self.media.push_back(MediaCmd::UpdateLeg { leg, media: super::leg_media(&n) });
+                self.media.push_back(MediaCmd::UpdateLeg { leg, media: super::leg_media(&n, &self.config.opus) });
             }
             b.sdp.negotiated = Some(n);
         }

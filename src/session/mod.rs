@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use rms_filters::codec::CodecKind;
+use rms_filters::codec::{CodecKind, OpusConfig};
 
 use crate::media::{LegId, LegMedia, LegReport, MediaCmd, MediaEvent};
 use crate::sdp::{
@@ -43,6 +43,8 @@ pub struct SessionConfig {
     /// Codecs we answer with, in our order of preference when we offer.
     pub codecs: Vec<CodecKind>,
     pub telephone_event: bool,
+    /// Our Opus encoder settings; each peer's fmtp adjusts them (RFC 7587 §6.1).
+    pub opus: OpusConfig,
 }
 
 /// RTP ports for new legs. The runtime binds a real socket per port (and hands it to the media
@@ -908,7 +910,7 @@ impl Sessions {
         }
         let Some(sdp) = call.sdp_mut(side) else { return };
         let Some(leg) = sdp.leg else { return };
-        let media = leg_media(&n);
+        let media = leg_media(&n, &self.config.opus);
         sdp.media_running = true;
         sdp.negotiated = Some(n);
         self.media.push_back(MediaCmd::CreateLeg { leg, media });
@@ -937,7 +939,7 @@ impl Sessions {
             Ok((answer, n)) if sdp.media_running => {
                 // The answer to the offer in our 200 to a re-INVITE without SDP.
                 sdp.last_offer = Some(answer);
-                let media = leg_media(&n);
+                let media = leg_media(&n, &self.config.opus);
                 sdp.negotiated = Some(n);
                 self.media.push_back(MediaCmd::UpdateLeg { leg, media });
             }
@@ -1020,7 +1022,7 @@ impl Sessions {
                 sdp.last_answer = Some(body);
                 let n = answer.negotiated;
                 if let Some(leg) = sdp.leg.filter(|_| sdp.media_running) {
-                    self.media.push_back(MediaCmd::UpdateLeg { leg, media: leg_media(&n) });
+                    self.media.push_back(MediaCmd::UpdateLeg { leg, media: leg_media(&n, &self.config.opus) });
                 }
                 sdp.negotiated = Some(n);
             }
@@ -1130,13 +1132,19 @@ fn reason_for(status: u16) -> &'static str {
     }
 }
 
-/// What the media leg needs of a negotiation.
-fn leg_media(n: &Negotiated) -> LegMedia {
-    LegMedia {
+/// What the media leg needs of a negotiation: the codec at the leg's PCM rate, Opus settings
+/// adjusted by the peer's fmtp (without `useinbandfec=1` it gets no FEC), and the packet time the
+/// codec can send (Opus: 10/20/40/60 ms).
+fn leg_media(n: &Negotiated, opus: &OpusConfig) -> LegMedia {
+    let mut media = LegMedia {
         telephone_event: n.telephone_event,
         send: n.direction.sends() && !n.remote_rtp.ip().is_unspecified(),
-        ..LegMedia::new(n.remote_rtp, n.codec, n.payload_type, n.ptime)
+        ..LegMedia::new(n.remote_rtp, n.codec, n.payload_type, n.codec.packet_ms(n.ptime))
+    };
+    if n.codec == CodecKind::Opus {
+        media.params.opus = n.opus.unwrap_or_default().encoder_config(opus);
     }
+    media
 }
 
 /// Resolve a prompt path against the voice directories. Relative paths join the first directory;

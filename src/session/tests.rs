@@ -141,6 +141,7 @@ impl World {
             voice_dirs: vec![voice_dir.clone()],
             codecs: vec![CodecKind::Pcmu, CodecKind::Pcma],
             telephone_event: true,
+            opus: OpusConfig::default(),
         };
         Self {
             now: Duration::ZERO,

@@ -142,7 +142,7 @@ impl fmt::Display for CodecKind {
 }
 
 /// How to build an encoder or decoder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CodecParams {
     /// The PCM rate the codec consumes and produces (one of `CodecKind::pcm_rates`).
     pub pcm_rate: u32,
