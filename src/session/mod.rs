@@ -908,9 +908,15 @@ impl Sessions {
             Side::A => call.view.codec = n.codec.name().to_string(),
             Side::B => call.view.b_codec = n.codec.name().to_string(),
         }
+        let partner = partner_codec(call, side);
         let Some(sdp) = call.sdp_mut(side) else { return };
         let Some(leg) = sdp.leg else { return };
-        let media = leg_media(&n, &self.config.opus);
+        let mut media = leg_media(&n, &self.config.opus);
+        if let Some(partner) = partner {
+            // Run the codec at the rate of the audio it will be bridged with: an Opus leg bridged
+            // to G.711 codes narrowband, all its bits where the audio is.
+            media.params.pcm_rate = n.codec.pcm_rate_for(crate::media::leg_pcm_rate(partner));
+        }
         sdp.media_running = true;
         sdp.negotiated = Some(n);
         self.media.push_back(MediaCmd::CreateLeg { leg, media });
@@ -1129,6 +1135,18 @@ fn reason_for(status: u16) -> &'static str {
         180 => "Ringing",
         183 => "Session Progress",
         _ => "OK",
+    }
+}
+
+/// The codec the other leg of a bridge uses or will likely use (A's first codec we know in its offer
+/// while it is unanswered).
+fn partner_codec(call: &Call, side: Side) -> Option<CodecKind> {
+    match side {
+        Side::A => call.b.as_ref()?.sdp.negotiated.as_ref().map(|n| n.codec),
+        Side::B => call.a.negotiated.as_ref().map(|n| n.codec).or_else(|| {
+            let offer = call.a.last_offer.as_ref()?;
+            crate::sdp::offered_codecs(offer).into_iter().next()
+        }),
     }
 }
 

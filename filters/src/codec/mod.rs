@@ -186,7 +186,10 @@ pub struct OpusConfig {
 
 impl Default for OpusConfig {
     fn default() -> Self {
-        Self { complexity: 5, inband_fec: true, max_playback_rate: None, bitrate: None, packet_loss_pct: 10 }
+        // 32 kbit/s: what WebRTC sends for mono voice. With FEC on, libopus's own choice at 8-16 kHz
+        // (24 kbit/s) cost 0.1 PESQ on the test speech through a PCMU<->Opus bridge; 32 kbit/s
+        // scores within 0.01 of ffmpeg's FEC-less 32 kbit/s coding.
+        Self { complexity: 5, inband_fec: true, max_playback_rate: None, bitrate: Some(32_000), packet_loss_pct: 10 }
     }
 }
 
