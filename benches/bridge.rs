@@ -6,7 +6,8 @@
 //! audio, and the other way round, nothing else (no RTP, no jitter buffer, no resampling, no graph).
 //! The table at the end gives µs of CPU per second of bridged call and the ratio graph / bare.
 //!
-//! Run: `cargo bench -p rms --bench bridge`. New codec pairs (G.722, Opus) are one line in [`PAIRS`].
+//! Run: `cargo bench -p rms --bench bridge`. Each codec pair is one line in [`PAIRS`]; each leg runs its
+//! codec at the PCM rate the session layer would choose for the bridge ([`bridged_pcm_rate`]).
 
 use std::cell::RefCell;
 use std::hint::black_box;
@@ -14,8 +15,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
-use rms::media::{BridgeMode, LegId, LegMedia, MediaCmd, MediaCoordinator};
-use rms_filters::codec::CodecKind;
+use rms::media::{bridged_pcm_rate, BridgeMode, LegId, LegMedia, MediaCmd, MediaCoordinator};
+use rms_filters::codec::{CodecKind, CodecParams};
 use rms_filters::nodes::resampler::resample_all;
 use rms_filters::{NoClock, TICK};
 use rtp_types::RtpPacketBuilder;
@@ -33,21 +34,32 @@ struct Pair {
 const PAIRS: &[Pair] = &[
     Pair { a: (CodecKind::Pcmu, 0), b: (CodecKind::Pcmu, 0) },
     Pair { a: (CodecKind::Pcmu, 0), b: (CodecKind::Pcma, 8) },
+    Pair { a: (CodecKind::Pcmu, 0), b: (CodecKind::G722, 9) },
+    Pair { a: (CodecKind::Pcmu, 0), b: (CodecKind::Opus, 111) },
 ];
+
+impl Pair {
+    /// Each leg's codec parameters, as the session layer sets them for a bridge.
+    fn params(&self) -> (CodecParams, CodecParams) {
+        let (a, b) = (self.a.0, self.b.0);
+        (CodecParams::at(bridged_pcm_rate(a, b)), CodecParams::at(bridged_pcm_rate(b, a)))
+    }
+}
 
 /// The voice at `codec`'s PCM rate and its RTP datagrams, one per ptime, as a far end would send them.
 struct Stream {
     codec: CodecKind,
+    params: CodecParams,
     pcm: Vec<i16>,
     packets: Vec<Vec<u8>>,
 }
 
 impl Stream {
-    fn new(voice: &[i16], voice_rate: u32, (codec, pt): (CodecKind, u8), ssrc: u32) -> Self {
-        let pcm = resample_all(voice, voice_rate, codec.sample_rate()).expect("resample the voice");
-        let samples = (codec.sample_rate() * PTIME_MS / 1000) as usize;
+    fn new(voice: &[i16], voice_rate: u32, (codec, pt): (CodecKind, u8), params: CodecParams, ssrc: u32) -> Self {
+        let pcm = resample_all(voice, voice_rate, params.pcm_rate).expect("resample the voice");
+        let samples = (params.pcm_rate * PTIME_MS / 1000) as usize;
         let ts_step = codec.clock_rate() * PTIME_MS / 1000;
-        let mut encoder = codec.encoder();
+        let mut encoder = codec.encoder_with(&params).expect("the bench's codec");
         let packets = pcm
             .chunks_exact(samples)
             .enumerate()
@@ -66,11 +78,11 @@ impl Stream {
                 packet
             })
             .collect();
-        Self { codec, pcm, packets }
+        Self { codec, params, pcm, packets }
     }
 
     fn samples_per_packet(&self) -> usize {
-        (self.codec.sample_rate() * PTIME_MS / 1000) as usize
+        (self.params.pcm_rate * PTIME_MS / 1000) as usize
     }
 }
 
@@ -85,16 +97,17 @@ fn looped(stream: &Stream, k: usize) -> Vec<u8> {
     d
 }
 
-fn media(port: u16, (codec, pt): (CodecKind, u8)) -> LegMedia {
-    LegMedia::new(SocketAddr::from(([127, 0, 0, 1], port)), codec, pt, PTIME_MS)
+fn media(port: u16, (codec, pt): (CodecKind, u8), params: CodecParams) -> LegMedia {
+    LegMedia { params, ..LegMedia::new(SocketAddr::from(([127, 0, 0, 1], port)), codec, pt, PTIME_MS) }
 }
 
 /// Two legs, bridged; returns the coordinator and the mode chosen.
 fn bridged_call(pair: &Pair) -> (MediaCoordinator, BridgeMode) {
     let mut c = MediaCoordinator::new(1, Box::new(NoClock));
     let (a, b) = (LegId(1), LegId(2));
-    c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg: a, media: media(4000, pair.a) });
-    c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg: b, media: media(5000, pair.b) });
+    let (pa, pb) = pair.params();
+    c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg: a, media: media(4000, pair.a, pa) });
+    c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg: b, media: media(5000, pair.b, pb) });
     c.handle_cmd(Duration::ZERO, MediaCmd::Bridge { a, b });
     let mode = c.bridged_to(a).map(|(_, m)| m).expect("bridged");
     while c.poll_output().is_some() {}
@@ -122,8 +135,8 @@ fn run_call(c: &mut MediaCoordinator, a: &[Vec<u8>], b: &[Vec<u8>]) -> usize {
 
 /// Decode `from`'s packets and encode the same audio with `to`'s codec, for a call's worth of packets.
 fn bare_codecs(from: &Stream, to: &Stream, packets: usize) {
-    let mut decoder = from.codec.decoder();
-    let mut encoder = to.codec.encoder();
+    let mut decoder = from.codec.decoder_with(&from.params).expect("the bench's codec");
+    let mut encoder = to.codec.encoder_with(&to.params).expect("the bench's codec");
     let (mut pcm, mut payload) = (Vec::with_capacity(2048), Vec::with_capacity(2048));
     let n = to.samples_per_packet();
     let chunks = to.pcm.len() / n;
@@ -175,7 +188,9 @@ fn bench_pairs(c: &mut Criterion, rows: &RefCell<Vec<Row>>) {
     group.sample_size(20);
     for pair in PAIRS {
         let name = format!("{}-{}", pair.a.0.name(), pair.b.0.name());
-        let (sa, sb) = (Stream::new(&voice, voice_rate, pair.a, 0xa), Stream::new(&voice, voice_rate, pair.b, 0xb));
+        let (pa, pb) = pair.params();
+        let (sa, sb) =
+            (Stream::new(&voice, voice_rate, pair.a, pa, 0xa), Stream::new(&voice, voice_rate, pair.b, pb, 0xb));
         let a: Vec<Vec<u8>> = (0..packets).map(|k| looped(&sa, k)).collect();
         let b: Vec<Vec<u8>> = (0..packets).map(|k| looped(&sb, k)).collect();
         let (mut check, mode) = bridged_call(pair);
@@ -222,16 +237,32 @@ fn bench_pairs(c: &mut Criterion, rows: &RefCell<Vec<Row>>) {
 fn print_table(rows: &[Row]) {
     println!();
     println!("Bridged call cost, µs of CPU per second of call (both directions, {CALL_SECONDS} s calls, NoClock)");
-    println!("{:<14} {:<10} {:>12} {:>12} {:>12}", "pair", "mode", "graph", "bare codecs", "graph/bare");
+    println!(
+        "{:<14} {:<10} {:>12} {:>12} {:>12} {:>14}",
+        "pair", "mode", "graph", "bare codecs", "graph/bare", "graph adds"
+    );
     for r in rows {
         let graph = r.graph.us_per_call_second();
-        let (bare, ratio) = match &r.bare {
+        let (bare, ratio, adds) = match &r.bare {
             Some(b) if b.us_per_call_second() > 0.0 => {
-                (format!("{:.2}", b.us_per_call_second()), format!("{:.1}", graph / b.us_per_call_second()))
+                let bare = b.us_per_call_second();
+                (
+                    format!("{bare:.2}"),
+                    format!("{:.2}", graph / bare),
+                    format!("{:+.1} %", (graph - bare) / bare * 100.0),
+                )
             }
-            _ => ("-".to_string(), "-".to_string()),
+            _ => ("-".to_string(), "-".to_string(), "-".to_string()),
         };
-        println!("{:<14} {:<10} {:>12.2} {:>12} {:>12}", r.name, format!("{:?}", r.mode), graph, bare, ratio);
+        println!(
+            "{:<14} {:<10} {:>12.2} {:>12} {:>12} {:>14}",
+            r.name,
+            format!("{:?}", r.mode),
+            graph,
+            bare,
+            ratio,
+            adds
+        );
     }
 }
 

@@ -78,6 +78,12 @@ impl LegMedia {
     }
 }
 
+/// The PCM rate for a leg running `codec` bridged to a leg running `partner`: the rate of the audio
+/// it will carry (an Opus leg bridged to G.711 codes narrowband, all its bits where the audio is).
+pub fn bridged_pcm_rate(codec: CodecKind, partner: CodecKind) -> u32 {
+    codec.pcm_rate_for(leg_pcm_rate(partner))
+}
+
 /// The PCM rate a leg runs its codec at: the codec's own rate, except Opus, which runs wideband
 /// (16 kHz: prompts, G.722 and G.711 peers all fit, and it costs far less than 48 kHz).
 pub fn leg_pcm_rate(codec: CodecKind) -> u32 {

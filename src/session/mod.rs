@@ -913,9 +913,7 @@ impl Sessions {
         let Some(leg) = sdp.leg else { return };
         let mut media = leg_media(&n, &self.config.opus);
         if let Some(partner) = partner {
-            // Run the codec at the rate of the audio it will be bridged with: an Opus leg bridged
-            // to G.711 codes narrowband, all its bits where the audio is.
-            media.params.pcm_rate = n.codec.pcm_rate_for(crate::media::leg_pcm_rate(partner));
+            media.params.pcm_rate = crate::media::bridged_pcm_rate(n.codec, partner);
         }
         sdp.media_running = true;
         sdp.negotiated = Some(n);
