@@ -650,3 +650,24 @@ fn a_failing_bridged_leg_ends_alone_and_its_peer_stays_unbridged() {
     assert!(!w.c.has_leg(A) && w.c.has_leg(B) && w.c.bridged_to(B).is_none());
     assert!(w.to(B).iter().all(|s| s.tick < 30));
 }
+
+#[test]
+fn a_packet_lost_before_a_transcoding_bridge_is_concealed_not_a_gap() {
+    let mut w = World::bridged(pcmu(4000), leg(5000, CodecKind::Pcma, 8, 20, None));
+    let mut pa = Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0);
+    w.talk(100, Some(&mut pa), None);
+    // One packet of A's tone never arrives; the next ones do.
+    pa.lose();
+    w.step();
+    w.step();
+    w.talk(100, Some(&mut pa), None);
+    let to_b = w.to(B);
+    // B's stream has no hole: the decoder concealed the lost 20 ms (G.711 Appendix I style), so
+    // numbering, timing and the tone go on.
+    assert_continuous(&to_b, 160, pa.ssrc);
+    assert!(to_b.iter().skip(1).all(|s| !s.marker), "no new talkspurt");
+    let pcm = decode(CodecKind::Pcma, &to_b);
+    assert!(goertzel_ratio(&pcm, 8000, 440.0) > 0.9, "the tone goes on through the loss");
+    let report = w.destroy(A);
+    assert!(report.usage.rows.iter().any(|r| r.name == "decoder"), "{}", report.usage);
+}

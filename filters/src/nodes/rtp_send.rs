@@ -189,7 +189,13 @@ impl RtpSend {
         if self.media_now < self.quiet_until {
             return Ok(());
         }
-        let (ts, marker, until) = self.place(u64::from(enc.duration), 0);
+        // Bridged audio may come a packet time late without any silence before it: the decoder
+        // conceals a lost packet only once the next one is released, and both leave in one tick.
+        // Only a longer shortfall is a gap.
+        let d = u64::from(enc.duration);
+        let (ts, marker, until) = self.place(d, d);
+        // Audio after a telephone-event starts a new talkspurt (RFC 3551 §4.1).
+        let marker = marker || self.event.take().is_some();
         self.send(cx, enc.payload_type, self.seq, ts, marker, &enc.payload);
         self.seq = self.seq.wrapping_add(1);
         self.next_ts = ts.wrapping_add(enc.duration);
