@@ -888,3 +888,28 @@ fn pcmu_to_g722_transcoding_keeps_speech_quality() {
 fn pcmu_to_opus_transcoding_keeps_speech_quality() {
     transcoded_speech_scores(codec_peer::Codec::Opus, 3.5, "47300-47399");
 }
+
+#[test]
+fn bridge_to_an_unreachable_tcp_target_gives_the_caller_503_at_once() {
+    let dir = work_dir("bridge-unreachable-log");
+    let call_log = dir.join("calls.jsonl");
+    let mut config = serve_config("46700-46799");
+    config.script = Some(format!("{}/examples/bridge.lua", env!("CARGO_MANIFEST_DIR")).into());
+    config.call_log = Some(call_log.clone());
+    let server = Server::start(&config).expect("rms serve starts");
+    // A port nobody listens on: the connection is refused, a transport error (RFC 3261 §8.1.3.1).
+    let target = format!("sip:bob@127.0.0.1:{};transport=tcp", free_port());
+    let args = ["-sf", &scenario("bridge_caller_unreachable"), "-m", "1", "-set", "target", &target];
+    sipp(
+        "bridge-unreachable",
+        server.local_addr(),
+        &[&args[..], &["-set", "user", "bob", "-set", "ring", "30", "-set", "rtp_port", "9"]].concat(),
+    );
+    let (app, _) = server.shutdown();
+    assert_eq!(app.sessions().counts(), rms::session::SessionCounts::default());
+    assert_eq!(app.ports().in_use(), 0);
+    let text = std::fs::read_to_string(&call_log).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(record["status"].as_u64(), Some(503), "{record}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -75,8 +75,18 @@ impl SignallingConfig {
 
 /// What connection tasks report to the owner task.
 enum Inbound {
-    Message { from: SocketAddr, result: Box<Result<SipMessage, SipError>>, raw: Vec<u8> },
-    Closed { peer: SocketAddr },
+    Message {
+        from: SocketAddr,
+        result: Box<Result<SipMessage, SipError>>,
+        raw: Vec<u8>,
+    },
+    Closed {
+        peer: SocketAddr,
+    },
+    /// A connection we opened for our requests could not be made.
+    ConnectFailed {
+        peer: SocketAddr,
+    },
 }
 
 /// The bound sockets; [`SignallingTask::run`] drives them.
@@ -193,6 +203,10 @@ impl SignallingTask {
                     Inbound::Closed { peer } => {
                         conns.remove(&peer);
                     }
+                    Inbound::ConnectFailed { peer } => {
+                        conns.remove(&peer);
+                        endpoint.transport_failed(Transport::Tcp, peer);
+                    }
                 },
                 _ = sleep => {}
             }
@@ -270,8 +284,8 @@ fn connect(peer: SocketAddr, inbound: mpsc::UnboundedSender<Inbound>) -> mpsc::U
         match TcpStream::connect(peer).await {
             Ok(stream) => run_connection(stream, peer, inbound, rx).await,
             Err(e) => {
-                tracing::debug!(%peer, error = %e, "TCP connect failed");
-                let _ = inbound.send(Inbound::Closed { peer });
+                tracing::info!(%peer, error = %e, "TCP connect failed");
+                let _ = inbound.send(Inbound::ConnectFailed { peer });
             }
         }
     });

@@ -461,6 +461,13 @@ impl Sessions {
                     self.b_failed(now, id, 408, "Request Timeout", ep, host, ports);
                 }
             }
+            SipEvent::TransportFailed { tx } => {
+                self.orphans.remove(&tx);
+                if let Some(&id) = self.by_client.get(&tx) {
+                    // §8.1.3.1: a transport error counts as 503.
+                    self.b_failed(now, id, 503, "Service Unavailable (transport error)", ep, host, ports);
+                }
+            }
         }
         self.release_ports(ports);
     }

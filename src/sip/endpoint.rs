@@ -119,8 +119,11 @@ pub enum SipEvent {
     /// A response to one of our requests (provisional or final; a 2xx to an INVITE carries the
     /// dialog it created, which the application must ACK with [`Endpoint::ack`]).
     Response { tx: ClientTxId, response: Response, dialog: Option<DialogId> },
-    /// No final response (timer B or F, or a transport error): act as on 408 (§8.1.3.1).
+    /// No final response (timer B or F): act as on 408 (§8.1.3.1).
     Timeout { tx: ClientTxId },
+    /// The request could not be sent (a TCP connection to its destination failed): act as on 503
+    /// (§8.1.3.1, §17.1.4).
+    TransportFailed { tx: ClientTxId },
     /// The ACK for our 2xx arrived (its body is the SDP answer when our 2xx held the offer).
     Ack { dialog: DialogId, request: Request },
     /// A dialog is gone, and why.
@@ -557,6 +560,37 @@ impl Endpoint {
         d.last_ack = Some((cseq, bytes.clone(), dest));
         self.transmits.push_back(Transmit { transport: d.transport, dest, payload: bytes });
         Ok(())
+    }
+
+    /// The runtime could not reach `dest` over `transport` (a TCP connect failed): every request
+    /// of ours still waiting there fails (§17.1.4), and a failed in-dialog request other than BYE
+    /// ends its dialog (§12.2.1.2).
+    pub fn transport_failed(&mut self, transport: Transport, dest: SocketAddr) {
+        let ids: Vec<ClientTxId> = self
+            .clients
+            .iter()
+            .filter(|(_, e)| e.transport == transport && e.dest == dest)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(e) = self.clients.get_mut(&id) else { continue };
+            if !e.tx.transport_failed() {
+                continue;
+            }
+            let method = *e.tx.request().method();
+            if let Some(d) = e.dialog.clone() {
+                if let Some(dialog) = self.dialogs.get_mut(&d) {
+                    if method == Method::Invite {
+                        dialog.invite_out = false;
+                    }
+                }
+                if method != Method::Bye {
+                    self.end_dialog(&d, DialogEnd::Failed);
+                }
+            }
+            self.events.push_back(SipEvent::TransportFailed { tx: id });
+            self.reindex_client(id);
+        }
     }
 
     /// §9.1: cancel our INVITE. Sent at once if a provisional response has arrived, otherwise

@@ -678,3 +678,31 @@ Content-Length: 4\r\n\r\nv=0\n"
         }
     }
 }
+
+#[test]
+fn a_tcp_connect_failure_fails_the_requests_waiting_on_it_as_503() {
+    let mut ep = Endpoint::new(EndpointConfig::new(addr(A)), 1);
+    let dead = addr("192.0.2.9:5060");
+    let invite = |transport, dest| OutgoingRequest {
+        method: Method::Invite,
+        uri: rsipstack::sip::parse_uri("sip:bob@192.0.2.9;transport=tcp").unwrap(),
+        from: "<sip:rms@192.0.2.1>".into(),
+        to: "<sip:bob@192.0.2.9>".into(),
+        dest,
+        transport,
+        headers: Vec::new(),
+        body: None,
+    };
+    let tx = ep.send_request(ms(0), invite(Transport::Tcp, dead));
+    // Another request to the same address over UDP, and one over TCP elsewhere, are not affected.
+    let udp = ep.send_request(ms(0), invite(Transport::Udp, dead));
+    let elsewhere = ep.send_request(ms(0), invite(Transport::Tcp, addr(B)));
+    while ep.poll_transmit().is_some() {}
+    ep.transport_failed(Transport::Tcp, dead);
+    let events: Vec<SipEvent> = std::iter::from_fn(|| ep.poll_event()).collect();
+    assert_eq!(events, vec![SipEvent::TransportFailed { tx }]);
+    assert_eq!(ep.counts().client_transactions, 2, "{udp:?} and {elsewhere:?} go on");
+    // Only once: the failed transaction is gone.
+    ep.transport_failed(Transport::Tcp, dead);
+    assert!(ep.poll_event().is_none());
+}

@@ -240,6 +240,17 @@ impl ClientTransaction {
         self.timers.stop_all();
     }
 
+    /// §17.1.4: the transport could not deliver the request. The transaction ends at once, unless
+    /// a final response already settled it (the TU was told of that instead); returns whether it
+    /// was still waiting.
+    pub fn transport_failed(&mut self) -> bool {
+        let waiting = matches!(self.state, ClientState::Calling | ClientState::Trying | ClientState::Proceeding);
+        if waiting {
+            self.terminate();
+        }
+        waiting
+    }
+
     /// §17.1.1.3: the ACK for a non-2xx final shares the INVITE's Request-URI, top Via, From,
     /// Call-ID, CSeq number and Route; its To is the response's (with the tag).
     fn ack_for(&self, response: &Response) -> Request {

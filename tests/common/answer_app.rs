@@ -201,7 +201,7 @@ impl SignallingApp for AnswerApp {
                 self.byes.retain(|(_, d)| *d != dialog);
                 self.log.lock().unwrap().ended.push(reason);
             }
-            SipEvent::Response { .. } | SipEvent::Timeout { .. } => {}
+            SipEvent::Response { .. } | SipEvent::Timeout { .. } | SipEvent::TransportFailed { .. } => {}
         }
     }
 
