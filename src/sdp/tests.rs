@@ -720,8 +720,11 @@ fn opus_fmtp_adjusts_our_encoder() {
     let mine = OpusConfig { bitrate: Some(16000), max_playback_rate: Some(8000), ..ours };
     let c = f.encoder_config(&mine);
     assert_eq!((c.max_playback_rate, c.bitrate), (Some(8000), Some(16000)));
-    let c = OpusFmtp::parse("maxaveragebitrate=1000000; maxplaybackrate=4000").encoder_config(&ours);
+    let unset = OpusConfig { bitrate: None, ..ours };
+    let c = OpusFmtp::parse("maxaveragebitrate=1000000; maxplaybackrate=4000").encoder_config(&unset);
     assert_eq!((c.max_playback_rate, c.bitrate), (Some(8000), Some(510_000)));
+    // Our default 32 kbit/s stands when the peer allows more.
+    assert_eq!(OpusFmtp::parse("maxaveragebitrate=64000").encoder_config(&ours).bitrate, Some(32_000));
 }
 
 #[test]
