@@ -3,7 +3,8 @@
 //! 10 ms tick, with `NoClock` and no sockets. Each sample is a whole call of [`CALL_SECONDS`].
 //!
 //! Beside each transcoding pair, the bare codec cost: decoding A's codec and encoding B's on the same
-//! audio, and the other way round, nothing else (no RTP, no jitter buffer, no resampling, no graph).
+//! audio, and the other way round, nothing else (no RTP, no jitter buffer, no resampling, no graph),
+//! timed alternately with the graph's calls in the same iterations.
 //! The table at the end gives µs of CPU per second of bridged call and the ratio graph / bare.
 //!
 //! Run: `cargo bench -p rms --bench bridge`. Each codec pair is one line in [`PAIRS`]; each leg runs its
@@ -198,6 +199,11 @@ fn bench_pairs(c: &mut Criterion, rows: &RefCell<Vec<Row>>) {
         let sent = run_call(&mut check, &a, &b);
         assert!(sent + 10 >= 2 * packets, "{name}: {sent} datagrams sent for 2 × {packets}");
         let mut row = Row { name: name.clone(), mode, graph: Figure::default(), bare: None };
+        // Graph and bare codecs are timed in alternation within each iteration, so that both see the
+        // same machine: on a shared VM the speed drifts by tens of percent between runs, which
+        // separate measurements would read as a difference between the two.
+        let mut bare = Figure::default();
+        let transcode = mode == BridgeMode::Transcode;
         group.bench_function(BenchmarkId::new("graph", &name), |bench| {
             bench.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
@@ -206,27 +212,20 @@ fn bench_pairs(c: &mut Criterion, rows: &RefCell<Vec<Row>>) {
                     let start = Instant::now();
                     black_box(run_call(&mut call, &a, &b));
                     total += start.elapsed();
+                    if transcode {
+                        let start = Instant::now();
+                        bare_codecs(&sa, &sb, packets);
+                        bare_codecs(&sb, &sa, packets);
+                        bare.total += start.elapsed();
+                        bare.calls += 1;
+                    }
                 }
                 row.graph.total += total;
                 row.graph.calls += iters;
                 total
             })
         });
-        if mode == BridgeMode::Transcode {
-            let mut bare = Figure::default();
-            group.bench_function(BenchmarkId::new("bare_codecs", &name), |bench| {
-                bench.iter_custom(|iters| {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        bare_codecs(&sa, &sb, packets);
-                        bare_codecs(&sb, &sa, packets);
-                    }
-                    let total = start.elapsed();
-                    bare.total += total;
-                    bare.calls += iters;
-                    total
-                })
-            });
+        if transcode {
             row.bare = Some(bare);
         }
         rows.borrow_mut().push(row);
