@@ -731,6 +731,51 @@ fn play_then_bridge_to_a_busy_callee_runs_on_failed() {
 
 // ----- media through a bridge: independent codec peers on both sides -----
 
+/// The caller template with its pcap filled in (sipp loads the pcap with the scenario, so its path
+/// cannot be a variable).
+fn caller_scenario(dir: &std::path::Path, pcap: &std::path::Path) -> String {
+    fill_template("bridge_caller_plays", &dir.join("caller.xml"), &[("@PCAP@", pcap.to_string_lossy().into_owned())])
+}
+
+/// The callee template answering with `codec` = (payload type, rtpmap), telephone-event at
+/// `telephone_event` if given, extra attribute lines, and its pcap.
+fn callee_scenario(
+    dir: &std::path::Path,
+    pcap: &std::path::Path,
+    codec: (u8, &str),
+    telephone_event: Option<u8>,
+    attributes: &[String],
+) -> String {
+    let mut lines: Vec<String> = attributes.to_vec();
+    let mut more = String::new();
+    if let Some(te) = telephone_event {
+        more = format!(" {te}");
+        lines.push(format!("a=rtpmap:{te} telephone-event/8000"));
+        lines.push(format!("a=fmtp:{te} 0-16"));
+    }
+    let extra: String = lines.iter().map(|l| format!("      {l}\n")).collect();
+    fill_template(
+        "callee_plays",
+        &dir.join("callee.xml"),
+        &[
+            ("@PCAP@", pcap.to_string_lossy().into_owned()),
+            ("RTP/AVP @PT@", format!("RTP/AVP {}{more}", codec.0)),
+            ("@PT@", codec.0.to_string()),
+            ("@RTPMAP@", codec.1.to_string()),
+            ("      @FMTP@\n", extra),
+        ],
+    )
+}
+
+fn fill_template(template: &str, out: &std::path::Path, subs: &[(&str, String)]) -> String {
+    let mut text = std::fs::read_to_string(scenario(template)).unwrap();
+    for (from, to) in subs {
+        text = text.replace(from, to);
+    }
+    std::fs::write(out, text).unwrap();
+    out.to_string_lossy().into_owned()
+}
+
 /// The callee's speech: the reference rotated by half its length (the same voices and level, in
 /// another order), so that what each side hears can only have come from the other.
 fn b_speech(dir: &std::path::Path, rate: u32) -> PathBuf {
@@ -778,30 +823,12 @@ fn speech_through_bridge(
     };
     let (a_pcap, _, a_sent) = pcap_of(Codec::Pcmu, "a.pcap", &reference_speech_for(Codec::Pcmu));
     let (b_pcap, b_pt, b_sent) = pcap_of(b_codec, "b.pcap", &b_speech(&dir, b_codec.encoder_rate()));
-    let fill = |template: &str, out: &str, subs: &[(&str, String)]| {
-        let mut text = std::fs::read_to_string(scenario(template)).unwrap();
-        for (from, to) in subs {
-            text = text.replace(from, to);
-        }
-        let path = dir.join(out);
-        std::fs::write(&path, text).unwrap();
-        path.to_string_lossy().into_owned()
-    };
     let fmtp = match b_codec {
-        Codec::Opus => format!("a=fmtp:{b_pt} useinbandfec=1"),
-        _ => String::new(),
+        Codec::Opus => vec![format!("a=fmtp:{b_pt} useinbandfec=1")],
+        _ => Vec::new(),
     };
-    let caller_xml = fill("bridge_caller_plays", "caller.xml", &[("@PCAP@", a_pcap.to_string_lossy().into_owned())]);
-    let callee_xml = fill(
-        "callee_plays",
-        "callee.xml",
-        &[
-            ("@PCAP@", b_pcap.to_string_lossy().into_owned()),
-            ("@PT@", b_pt.to_string()),
-            ("@RTPMAP@", b_codec.rtpmap().to_string()),
-            ("      @FMTP@\n", if fmtp.is_empty() { String::new() } else { format!("      {fmtp}\n") }),
-        ],
-    );
+    let caller_xml = caller_scenario(&dir, &a_pcap);
+    let callee_xml = callee_scenario(&dir, &b_pcap, (b_pt, b_codec.rtpmap()), None, &fmtp);
     let limits = ReceiveLimits {
         first_packet: Duration::from_secs(20),
         idle: Duration::from_secs(3),
@@ -912,4 +939,105 @@ fn bridge_to_an_unreachable_tcp_target_gives_the_caller_503_at_once() {
     let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(record["status"].as_u64(), Some(503), "{record}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// RFC 4733 through a bridge with real peers: the caller's pcap carries digit 5 as telephone-events
+/// (PT 101) between two stretches of speech; the callee negotiated telephone-event at PT 96. What the
+/// callee receives must be the same event on its own payload type and timeline.
+fn dtmf_through_bridge(name: &str, b_codec: codec_peer::Codec, rtp_ports: &str) {
+    use codec_peer::{encode, reference_speech, Codec, ReceiveLimits, RtpPacket, RtpReceiver};
+    let dir = codec_peer::work_dir(&format!("bridge-{name}"));
+    // Caller: 1 s of speech, the event (4 packets growing, then the end packet 3 times), 1 s more.
+    let speech = encode(&reference_speech(8000), Codec::Pcmu, &dir);
+    let (ssrc, mut seq, mut ts) = (0x0d7f_0001u32, 2000u16, 90_000u32);
+    let mut a_packets = Vec::new();
+    let mut push = |pt: u8, marker: bool, ts: u32, seq: &mut u16, payload: Vec<u8>| {
+        a_packets.push(
+            RtpPacket { marker, payload_type: pt, sequence: *seq, timestamp: ts, ssrc, payload, received_at: None }
+                .to_bytes(),
+        );
+        *seq = seq.wrapping_add(1);
+    };
+    for (i, p) in speech[..50].iter().enumerate() {
+        push(0, i == 0, ts, &mut seq, p.clone());
+        ts += 160;
+    }
+    let start = ts;
+    for (i, duration) in [160u16, 320, 480, 640, 800, 800, 800].into_iter().enumerate() {
+        let end = i >= 4;
+        let payload = vec![5, (u8::from(end) << 7) | 10, (duration >> 8) as u8, duration as u8];
+        push(101, i == 0, start, &mut seq, payload);
+        if i < 4 {
+            ts += 160;
+        }
+    }
+    ts += 160;
+    for (i, p) in speech[50..100].iter().enumerate() {
+        push(0, i == 0, ts, &mut seq, p.clone());
+        ts += 160;
+    }
+    let a_pcap = dir.join("a.pcap");
+    pcap::write_rtp_pcap(&a_pcap, &a_packets, Duration::from_millis(20));
+    // Callee: 1 s of speech in its codec.
+    let b_pt = b_codec.static_payload_type().unwrap_or(111);
+    let b_payloads = encode(&b_speech(&dir, 8000), b_codec, &dir);
+    let b_packets = codec_peer::packetize(&b_payloads[..50], b_codec, codec_peer::StreamParams::new(b_pt, 3));
+    let b_pcap = dir.join("b.pcap");
+    pcap::write_rtp_pcap(
+        &b_pcap,
+        &b_packets.iter().map(RtpPacket::to_bytes).collect::<Vec<_>>(),
+        Duration::from_millis(20),
+    );
+
+    let caller_xml = caller_scenario(&dir, &a_pcap);
+    let callee_xml = callee_scenario(&dir, &b_pcap, (b_pt, b_codec.rtpmap()), Some(96), &[]);
+    let limits = ReceiveLimits {
+        first_packet: Duration::from_secs(20),
+        idle: Duration::from_secs(2),
+        total: Duration::from_secs(30),
+    };
+    let b_rx = RtpReceiver::spawn(UdpSocket::bind("127.0.0.1:0").unwrap(), limits);
+    let b_port = b_rx.local_addr().port().to_string();
+    let (_, _, record) = bridge_call(
+        name,
+        "bridge.lua",
+        (&caller_xml, &["-set", "ring", "30", "-set", "rtp_port", "9", "-d", "3500"]),
+        (&callee_xml, &["-set", "rtp_port", &b_port]),
+        rtp_ports,
+    );
+    let heard = b_rx.join();
+    let events: Vec<&RtpPacket> = heard.iter().filter(|p| p.payload_type == 96).collect();
+    let audio: Vec<&RtpPacket> = heard.iter().filter(|p| p.payload_type == b_pt).collect();
+    eprintln!("{name}: callee got {} audio packets and {} telephone-events", audio.len(), events.len());
+    assert!(events.len() >= 5, "the event's packets reach the callee on its PT 96: {} of 7", events.len());
+    assert!(heard.iter().all(|p| p.payload_type == 96 || p.payload_type == b_pt), "no other payload type");
+    assert!(
+        events.iter().all(|e| e.timestamp == events[0].timestamp && e.ssrc == audio[0].ssrc),
+        "one event, rms's SSRC"
+    );
+    assert!(events[0].marker && events[1..].iter().all(|e| !e.marker), "marker on the event's first packet only");
+    let parsed: Vec<(u8, bool, u16)> = events
+        .iter()
+        .map(|e| (e.payload[0], e.payload[1] & 0x80 != 0, u16::from_be_bytes([e.payload[2], e.payload[3]])))
+        .collect();
+    assert!(parsed.iter().all(|(code, _, _)| *code == 5), "digit 5: {parsed:?}");
+    assert!(parsed.windows(2).all(|w| w[1].2 >= w[0].2), "durations grow: {parsed:?}");
+    assert_eq!(parsed.last().map(|p| (p.1, p.2)), Some((true, 800)), "ends with E set at 100 ms: {parsed:?}");
+    // Audio before and after the event, on the same timeline: the event starts after the audio
+    // that preceded it, and the audio that follows comes after the event's end.
+    let before = audio.iter().filter(|p| p.sequence.wrapping_sub(events[0].sequence) > 0x8000).count();
+    let after = audio.len() - before;
+    assert!(before >= 45 && after >= 45, "speech on both sides of the event: {before} before, {after} after");
+    assert_eq!(record["end_reason"], "caller_bye");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dtmf_is_relayed_to_the_callees_payload_type_in_a_pcmu_relay() {
+    dtmf_through_bridge("dtmf-relay", codec_peer::Codec::Pcmu, "47400-47499");
+}
+
+#[test]
+fn dtmf_is_relayed_to_the_callees_payload_type_through_pcmu_to_pcma_transcoding() {
+    dtmf_through_bridge("dtmf-transcode", codec_peer::Codec::Pcma, "47500-47599");
 }
