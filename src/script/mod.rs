@@ -187,6 +187,9 @@ impl UserData for LuaCall {
     }
 }
 
+/// The longest ring timeout `call:bridge` takes, in seconds (a day).
+const MAX_RING_TIMEOUT_S: u64 = 86_400;
+
 /// Read `call:bridge`'s options table: `codecs`, `timeout`, `headers`, `from`. Unknown keys are
 /// an error, so a typo does not silently do nothing.
 fn bridge_options(opts: &Table, request: &mut BridgeRequest) -> mlua::Result<()> {
@@ -196,8 +199,11 @@ fn bridge_options(opts: &Table, request: &mut BridgeRequest) -> mlua::Result<()>
             ("codecs", Value::Table(t)) => {
                 request.codecs = Some(t.sequence_values::<String>().collect::<mlua::Result<_>>()?);
             }
-            ("timeout", Value::Integer(n)) if n > 0 => request.timeout = Some(std::time::Duration::from_secs(n as u64)),
-            ("timeout", Value::Number(n)) if n > 0.0 && n.is_finite() => {
+            // A ring timeout is seconds to a day: beyond, it is a script bug (and a Duration overflow).
+            ("timeout", Value::Integer(n)) if (1..=MAX_RING_TIMEOUT_S as i64).contains(&n) => {
+                request.timeout = Some(std::time::Duration::from_secs(n as u64))
+            }
+            ("timeout", Value::Number(n)) if n > 0.0 && n <= MAX_RING_TIMEOUT_S as f64 => {
                 request.timeout = Some(std::time::Duration::from_secs_f64(n))
             }
             ("headers", Value::Table(t)) => {
@@ -214,7 +220,7 @@ fn bridge_options(opts: &Table, request: &mut BridgeRequest) -> mlua::Result<()>
             ("from", Value::String(s)) => request.from = Some(s.to_str()?.to_string()),
             (key, value) => {
                 return Err(mlua::Error::runtime(format!(
-                    "bridge(): bad option {key} = {} (options: codecs = {{names}}, timeout = seconds, headers = {{name = value}}, from = uri)",
+                    "bridge(): bad option {key} = {} (options: codecs = {{names}}, timeout = seconds up to a day, headers = {{name = value}}, from = uri)",
                     value.type_name()
                 )))
             }

@@ -180,6 +180,14 @@ fn bridge_takes_its_routes_and_options_in_every_documented_form() {
     // A misspelt option is an error naming it, not silence.
     let err = h.run(RouteName::Event("rms:failed"), &view()).unwrap_err();
     assert!(err.to_string().contains("bad option codec"), "{err}");
+    // So is a timeout that is not 0 < seconds <= a day (no panic on a huge one).
+    for bad in ["0", "-1", "1e300", "0/0", "86401", "math.huge"] {
+        let mut h = host(&format!(
+            "function request_route(call) call:bridge(\"sip:x@127.0.0.1\", \"rms:bridged\", {{ timeout = {bad} }}) end"
+        ));
+        let err = h.run(RouteName::Request, &view()).unwrap_err();
+        assert!(err.to_string().contains("bad option timeout"), "{bad}: {err}");
+    }
 }
 
 #[test]

@@ -111,7 +111,7 @@ impl Sessions {
         sdp.leg = Some(leg);
         sdp.port = Some(port);
         sdp.our_offer = Some(offer);
-        let ring_deadline = now + request.timeout.unwrap_or(DEFAULT_RING_TIMEOUT);
+        let ring_deadline = now.saturating_add(request.timeout.unwrap_or(DEFAULT_RING_TIMEOUT));
         tracing::info!(call = %call.view.id, target = %request.target, "bridging: B-leg INVITE sent");
         call.b = Some(BLeg { request, tx, state: BState::Calling, dialog: None, sdp, ring_deadline });
         call.joined = false;
