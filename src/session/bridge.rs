@@ -20,10 +20,7 @@ use rms_filters::codec::CodecKind;
 
 use super::{BLeg, BState, BridgeRequest, CallState, EndReason, LegSdp, Sessions, Side, DEFAULT_RING_TIMEOUT};
 use crate::media::MediaCmd;
-use crate::sdp::{
-    build_offer, negotiate_answer, negotiate_offer_answer, AnswerConfig, Direction, OfferConfig, OriginState,
-    SessionDescription,
-};
+use crate::sdp::{build_offer, negotiate_answer, negotiate_offer_answer, OriginState, SessionDescription};
 use crate::session::{RouteHost, RouteName, RtpPorts};
 use crate::sip::{parse_target, Body, ClientTxId, DialogId, Endpoint, Method, OutgoingRequest, Reply, Response};
 
@@ -48,13 +45,7 @@ impl Sessions {
         // A caller whose offer we cannot answer gets its 488 now, not after ringing the callee.
         if call.state == CallState::Unanswered {
             if let Some(offer) = &call.a.last_offer {
-                let probe = AnswerConfig {
-                    address: self.config.media_ip,
-                    rtp_port: 9,
-                    codecs: self.config.codecs.clone(),
-                    telephone_event: false,
-                    origin: call.a.origin,
-                };
+                let probe = self.config.answer_config(9, self.config.codecs.clone(), call.a.origin);
                 if let Err(e) = negotiate_answer(offer, &probe) {
                     let reply = Reply::new(488, "Not Acceptable Here").with_header("Warning", e.warning_text());
                     let _ = ep.respond(now, call.tx, reply);
@@ -69,10 +60,8 @@ impl Sessions {
             Err(e) => {
                 tracing::warn!(call = %self.call_id(id), error = %e, "bridge target unusable");
                 let on_failed = request.on_failed.clone();
-                return {
-                    self.bridge_failed(now, id, on_failed, 400, &e.to_string(), ep, host, ports, depth);
-                    Ok(())
-                };
+                self.bridge_failed(now, id, on_failed, 400, &e.to_string(), ep, host, ports, depth);
+                return Ok(());
             }
         };
         self.next_leg += 1;
@@ -84,14 +73,7 @@ impl Sessions {
         };
         let call = self.calls.get_mut(&id).ok_or("call gone")?;
         let mut sdp = LegSdp::new(OriginState::new(self.rng.u64(1..u64::MAX / 2)));
-        let offer = build_offer(&OfferConfig {
-            address: self.config.media_ip,
-            rtp_port: port,
-            codecs,
-            telephone_event: self.config.telephone_event,
-            origin: sdp.origin,
-            direction: Direction::SendRecv,
-        });
+        let offer = build_offer(&self.config.offer_config(port, codecs, sdp.origin));
         let from = match &request.from {
             Some(uri) => format!("<{}>", uri.trim_start_matches('<').trim_end_matches('>')),
             None => without_tag(&call.view.from),
@@ -199,7 +181,7 @@ impl Sessions {
         // Early media (183 with SDP, RFC 3960): B's answer sets up its leg; A gets our answer in a
         // 183 and the legs are joined before anyone answers.
         if !response.body().is_empty() && !b.sdp.media_running {
-            match self.b_take_answer(id, response.body()) {
+            match self.b_answer(id, response.body()) {
                 Ok(()) => {
                     if a_unanswered {
                         let prefer = self.b_codec(id).into_iter().collect::<Vec<_>>();
@@ -249,13 +231,12 @@ impl Sessions {
         b.state = BState::Answered;
         b.dialog = Some(dialog.clone());
         let deadline = b.ring_deadline;
-        let early = b.sdp.media_running;
+        // After early media a 2xx without SDP keeps the 183's answer.
+        let keep_early_answer = b.sdp.media_running && response.body().is_empty();
         self.deadlines.remove(&(deadline, id));
         self.by_dialog.insert(dialog, (id, Side::B));
-        if !early || !response.body().is_empty() {
-            let taken =
-                if early { self.b_update_answer(id, response.body()) } else { self.b_take_answer(id, response.body()) };
-            if let Err(detail) = taken {
+        if !keep_early_answer {
+            if let Err(detail) = self.b_answer(id, response.body()) {
                 tracing::warn!(call = %self.call_id(id), %detail, "B-leg answered without a usable SDP answer");
                 self.end_call(now, id, EndReason::Error { detail: format!("B-leg answer: {detail}") }, ep);
                 return;
@@ -275,24 +256,17 @@ impl Sessions {
         self.join_legs(now, id, ep, host, ports);
     }
 
-    /// B's SDP answer to our offer starts its media.
-    fn b_take_answer(&mut self, id: u64, body: &[u8]) -> Result<(), String> {
+    /// B's SDP answer to our offer (in a 183 or the 2xx): it starts B's media, or, when early media
+    /// already runs, updates the leg if the 2xx changed the answer.
+    fn b_answer(&mut self, id: u64, body: &[u8]) -> Result<(), String> {
         let b = self.calls.get_mut(&id).and_then(|c| c.b.as_mut()).ok_or("no B-leg")?;
         let offer = b.sdp.our_offer.as_ref().ok_or("no offer of ours")?;
         let answer = SessionDescription::parse(body).map_err(|e| e.to_string())?;
         let n = negotiate_offer_answer(offer, &answer).map_err(|e| e.to_string())?;
         b.sdp.last_offer = Some(answer);
-        self.start_media(id, Side::B, n);
-        Ok(())
-    }
-
-    /// The 2xx after early media may repeat or change B's answer: the leg follows.
-    fn b_update_answer(&mut self, id: u64, body: &[u8]) -> Result<(), String> {
-        let b = self.calls.get_mut(&id).and_then(|c| c.b.as_mut()).ok_or("no B-leg")?;
-        let offer = b.sdp.our_offer.as_ref().ok_or("no offer of ours")?;
-        let answer = SessionDescription::parse(body).map_err(|e| e.to_string())?;
-        let n = negotiate_offer_answer(offer, &answer).map_err(|e| e.to_string())?;
-        if b.sdp.negotiated.as_ref() != Some(&n) {
+        if !b.sdp.media_running {
+            self.start_media(id, Side::B, n);
+        } else if b.sdp.negotiated.as_ref() != Some(&n) {
             if let Some(leg) = b.sdp.leg {
                 self.media.push_back(MediaCmd::UpdateLeg { leg, media: super::leg_media(&n, &self.config.opus) });
             }

@@ -47,6 +47,25 @@ pub struct SessionConfig {
     pub opus: OpusConfig,
 }
 
+impl SessionConfig {
+    /// How we answer an offer on `rtp_port` with `codecs` (ours, in our order).
+    fn answer_config(&self, rtp_port: u16, codecs: Vec<CodecKind>, origin: OriginState) -> AnswerConfig {
+        AnswerConfig { address: self.media_ip, rtp_port, codecs, telephone_event: self.telephone_event, origin }
+    }
+
+    /// Our sendrecv offer on `rtp_port` with `codecs`.
+    fn offer_config(&self, rtp_port: u16, codecs: Vec<CodecKind>, origin: OriginState) -> OfferConfig {
+        OfferConfig {
+            address: self.media_ip,
+            rtp_port,
+            codecs,
+            telephone_event: self.telephone_event,
+            origin,
+            direction: Direction::SendRecv,
+        }
+    }
+}
+
 /// RTP ports for new legs. The runtime binds a real socket per port (and hands it to the media
 /// thread with the leg); tests use a counter.
 pub trait RtpPorts {
@@ -831,13 +850,7 @@ impl Sessions {
         let config = &self.config;
         let (body, negotiated, our_offer) = match &call.a.last_offer {
             Some(offer) => {
-                let answer_config = |codecs: Vec<CodecKind>| AnswerConfig {
-                    address: config.media_ip,
-                    rtp_port: port,
-                    codecs,
-                    telephone_event: config.telephone_event,
-                    origin: call.a.origin,
-                };
+                let answer_config = |codecs: Vec<CodecKind>| config.answer_config(port, codecs, call.a.origin);
                 // RFC 3264 §6.1 lets the answerer prefer formats for a reason: the B-leg's codec
                 // keeps the bridge a relay.
                 let preferred = (!prefer.is_empty())
@@ -861,14 +874,7 @@ impl Sessions {
             None => {
                 let mut codecs = prefer.to_vec();
                 codecs.extend(config.codecs.iter().copied().filter(|c| !prefer.contains(c)));
-                let offer = build_offer(&OfferConfig {
-                    address: config.media_ip,
-                    rtp_port: port,
-                    codecs,
-                    telephone_event: config.telephone_event,
-                    origin: call.a.origin,
-                    direction: Direction::SendRecv,
-                });
+                let offer = build_offer(&config.offer_config(port, codecs, call.a.origin));
                 (offer.to_bytes(), None, Some(offer))
             }
         };
@@ -993,14 +999,7 @@ impl Sessions {
         if request.body().is_empty() {
             // RFC 3261 §14.2: a re-INVITE without SDP asks for our offer in the 200; the answer
             // comes in the ACK (handled in `ack`).
-            let offer = build_offer(&OfferConfig {
-                address: config.media_ip,
-                rtp_port: port,
-                codecs,
-                telephone_event: config.telephone_event,
-                origin: sdp.origin.next(),
-                direction: Direction::SendRecv,
-            });
+            let offer = build_offer(&config.offer_config(port, codecs, sdp.origin.next()));
             let body = offer.to_bytes();
             let _ = ep.respond(now, tx, Reply::new(200, "OK").with_body(Body::sdp(body)));
             sdp.our_offer = Some(offer);
@@ -1018,13 +1017,7 @@ impl Sessions {
                 return;
             }
         }
-        let answer_config = AnswerConfig {
-            address: config.media_ip,
-            rtp_port: port,
-            codecs,
-            telephone_event: config.telephone_event,
-            origin: sdp.origin.next(),
-        };
+        let answer_config = config.answer_config(port, codecs, sdp.origin.next());
         match negotiate_answer(&offer, &answer_config) {
             Ok(answer) => {
                 let body = answer.sdp.to_bytes();
