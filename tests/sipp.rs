@@ -776,6 +776,25 @@ fn fill_template(template: &str, out: &std::path::Path, subs: &[(&str, String)])
     out.to_string_lossy().into_owned()
 }
 
+/// `speech` encoded by `codec`'s independent peer (ffmpeg/sox) as an RTP pcap for sipp, its first
+/// `packets` 20 ms packets (all by default); returns the file, the payload type and the packet count.
+fn speech_pcap(
+    dir: &std::path::Path,
+    file: &str,
+    codec: codec_peer::Codec,
+    speech: &std::path::Path,
+    packets: Option<usize>,
+) -> (PathBuf, u8, usize) {
+    let pt = codec.static_payload_type().unwrap_or(111);
+    let mut payloads = codec_peer::encode(speech, codec, dir);
+    payloads.truncate(packets.unwrap_or(payloads.len()));
+    let rtp = codec_peer::packetize(&payloads, codec, codec_peer::StreamParams::new(pt, 11));
+    let path = dir.join(file);
+    let datagrams: Vec<Vec<u8>> = rtp.iter().map(codec_peer::RtpPacket::to_bytes).collect();
+    pcap::write_rtp_pcap(&path, &datagrams, Duration::from_millis(20));
+    (path, pt, rtp.len())
+}
+
 /// The callee's speech: the reference rotated by half its length (the same voices and level, in
 /// another order), so that what each side hears can only have come from the other.
 fn b_speech(dir: &std::path::Path, rate: u32) -> PathBuf {
@@ -805,24 +824,11 @@ fn speech_through_bridge(
     b_codec: codec_peer::Codec,
     rtp_ports: &str,
 ) -> (Heard, Heard, serde_json::Value, PathBuf) {
-    use codec_peer::{
-        encode, packetize, reassemble, reference_speech_for, Codec, ReceiveLimits, RtpReceiver, StreamParams,
-    };
+    use codec_peer::{reassemble, reference_speech_for, Codec, ReceiveLimits, RtpReceiver};
     let dir = codec_peer::work_dir(&format!("bridge-{name}"));
-    let pcap_of = |codec: Codec, file: &str, speech: &std::path::Path| {
-        let pt = codec.static_payload_type().unwrap_or(111);
-        let payloads = encode(speech, codec, &dir);
-        let packets = packetize(&payloads, codec, StreamParams::new(pt, 11));
-        let path = dir.join(file);
-        pcap::write_rtp_pcap(
-            &path,
-            &packets.iter().map(|p| p.to_bytes()).collect::<Vec<_>>(),
-            Duration::from_millis(20),
-        );
-        (path, pt, packets.len())
-    };
-    let (a_pcap, _, a_sent) = pcap_of(Codec::Pcmu, "a.pcap", &reference_speech_for(Codec::Pcmu));
-    let (b_pcap, b_pt, b_sent) = pcap_of(b_codec, "b.pcap", &b_speech(&dir, b_codec.encoder_rate()));
+    let (a_pcap, _, a_sent) = speech_pcap(&dir, "a.pcap", Codec::Pcmu, &reference_speech_for(Codec::Pcmu), None);
+    let b_speech = b_speech(&dir, b_codec.encoder_rate());
+    let (b_pcap, b_pt, b_sent) = speech_pcap(&dir, "b.pcap", b_codec, &b_speech, None);
     let fmtp = match b_codec {
         Codec::Opus => vec![format!("a=fmtp:{b_pt} useinbandfec=1")],
         _ => Vec::new(),
@@ -979,15 +985,7 @@ fn dtmf_through_bridge(name: &str, b_codec: codec_peer::Codec, rtp_ports: &str) 
     let a_pcap = dir.join("a.pcap");
     pcap::write_rtp_pcap(&a_pcap, &a_packets, Duration::from_millis(20));
     // Callee: 1 s of speech in its codec.
-    let b_pt = b_codec.static_payload_type().unwrap_or(111);
-    let b_payloads = encode(&b_speech(&dir, 8000), b_codec, &dir);
-    let b_packets = codec_peer::packetize(&b_payloads[..50], b_codec, codec_peer::StreamParams::new(b_pt, 3));
-    let b_pcap = dir.join("b.pcap");
-    pcap::write_rtp_pcap(
-        &b_pcap,
-        &b_packets.iter().map(RtpPacket::to_bytes).collect::<Vec<_>>(),
-        Duration::from_millis(20),
-    );
+    let (b_pcap, b_pt, _) = speech_pcap(&dir, "b.pcap", b_codec, &b_speech(&dir, 8000), Some(50));
 
     let caller_xml = caller_scenario(&dir, &a_pcap);
     let callee_xml = callee_scenario(&dir, &b_pcap, (b_pt, b_codec.rtpmap()), Some(96), &[]);

@@ -328,6 +328,17 @@ impl World {
             .expect("the callee has a confirmed dialog")
     }
 
+    /// The caller's INVITE transaction (from the responses it got), to CANCEL it.
+    fn caller_invite(&self) -> ClientTxId {
+        self.caller_events
+            .iter()
+            .find_map(|e| match e {
+                SipEvent::Response { tx, .. } => Some(*tx),
+                _ => None,
+            })
+            .expect("the caller got a response to its INVITE")
+    }
+
     fn callee_requests(&self, method: Method) -> Vec<&SipMessage> {
         self.to_callee.iter().filter(|m| m.method() == Some(&method)).collect()
     }
@@ -649,14 +660,7 @@ fn caller_cancel_cancels_b() {
     let tx = w.callee_invite.unwrap();
     w.callee.respond(w.now, tx, Reply::new(180, "Ringing")).unwrap();
     w.flush();
-    let a_tx = w
-        .caller_events
-        .iter()
-        .find_map(|e| match e {
-            SipEvent::Response { tx, .. } => Some(*tx),
-            _ => None,
-        })
-        .unwrap();
+    let a_tx = w.caller_invite();
     w.caller.cancel(w.now, a_tx);
     w.flush();
     assert!(w.statuses().ends_with(&[200, 487]), "{:?}: 200 to the CANCEL, 487 to the INVITE", w.statuses());
@@ -674,14 +678,7 @@ fn a_2xx_crossing_our_cancel_is_acked_and_hung_up() {
     w.callee.respond(w.now, tx, Reply::new(180, "Ringing")).unwrap();
     w.flush();
     // The caller hangs up (CANCEL) while the callee answers: the callee's 200 crosses rms's CANCEL.
-    let a_tx = w
-        .caller_events
-        .iter()
-        .find_map(|e| match e {
-            SipEvent::Response { tx, .. } => Some(*tx),
-            _ => None,
-        })
-        .unwrap();
+    let a_tx = w.caller_invite();
     w.callee.respond(w.now, tx, Reply::new(200, "OK").with_body(Body::sdp(CALLEE_ANSWER))).unwrap();
     w.caller.cancel(w.now, a_tx);
     // Deliver the caller's CANCEL before the callee's 200.
