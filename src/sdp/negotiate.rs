@@ -14,6 +14,9 @@ pub const DEFAULT_PTIME_MS: u32 = 20;
 pub const PTIME_RANGE_MS: std::ops::RangeInclusive<u32> = 10..=60;
 /// The telephone-event events we support: DTMF 0-9, *, #, A-D and flash (RFC 4733 §3.2).
 pub const TELEPHONE_EVENTS: &str = "0-16";
+/// The RTCP XR blocks we send and take (RFC 3611 §5.1 `xr-format`): RRTR/DLRR (BT 4/5, round trip
+/// for either side), Statistics Summary (BT 6) and VoIP Metrics (BT 7).
+pub const RTCP_XR_FORMATS: &str = "rcvr-rtt=all stat-summary=loss,dup,jitt voip-metrics";
 
 /// Stream direction (RFC 3264 §5.1, §6.1; RFC 4566 §6 `a=sendrecv|sendonly|recvonly|inactive`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -157,6 +160,8 @@ pub struct Negotiated {
     pub direction: Direction,
     /// RTP and RTCP share one port (RFC 5761).
     pub rtcp_mux: bool,
+    /// The peer's SDP carries `a=rtcp-xr` (RFC 3611 §5.1): it takes RTCP XR reports.
+    pub rtcp_xr: bool,
     /// With Opus: the peer's format parameters (RFC 7587 §6.1; all unset without an fmtp line), to
     /// adjust our encoder with [`OpusFmtp::encoder_config`].
     pub opus: Option<OpusFmtp>,
@@ -314,6 +319,10 @@ pub fn negotiate_answer_with(
         if remote.rtcp_mux {
             m.attributes.push(Attribute::new("rtcp-mux"));
         }
+        // RFC 3611 §5.2: an answerer may echo the XR blocks it takes; only when the offer had any.
+        if remote.rtcp_xr {
+            m.attributes.push(Attribute::with_value("rtcp-xr", RTCP_XR_FORMATS));
+        }
         m.attributes.push(Attribute::new(direction.as_str()));
         medias.push(m);
     }
@@ -330,6 +339,7 @@ pub fn negotiate_answer_with(
         telephone_event: choice.telephone_event,
         direction,
         rtcp_mux: remote.rtcp_mux,
+        rtcp_xr: remote.rtcp_xr,
         opus: opus_fmtp(media, choice.codec, choice.payload_type),
     };
     Ok(Answer { sdp, negotiated })
@@ -412,6 +422,7 @@ pub fn build_offer_with(config: &OfferConfig, options: &CodecOptions) -> Session
     m.attributes.push(Attribute::with_value("ptime", DEFAULT_PTIME_MS));
     m.attributes.push(Attribute::with_value("maxptime", *PTIME_RANGE_MS.end()));
     m.attributes.push(Attribute::with_value("rtcp", config.rtp_port.saturating_add(1)));
+    m.attributes.push(Attribute::with_value("rtcp-xr", RTCP_XR_FORMATS));
     m.attributes.push(Attribute::new(config.direction.as_str()));
     SessionDescription::from_session(session_skeleton(config.address, config.origin, vec![m]))
 }
@@ -468,6 +479,7 @@ pub fn negotiate_offer_answer(
         telephone_event,
         direction,
         rtcp_mux,
+        rtcp_xr: remote.rtcp_xr,
         opus: opus_fmtp(answered_media, codec, payload_type),
     })
 }
@@ -598,6 +610,8 @@ struct Remote {
     /// The remote's direction, after legacy hold.
     direction: Direction,
     rtcp_mux: bool,
+    /// `a=rtcp-xr` at media or session level (RFC 3611 §5.1).
+    rtcp_xr: bool,
 }
 
 /// The peer's RTP and RTCP addresses and its direction for one m-line. The media-level `c=`
@@ -620,7 +634,8 @@ fn remote_endpoint(session: &Session, media: &Media, media_index: usize) -> Resu
     let rtcp_mux = media.has_attribute("rtcp-mux");
     let rtp = SocketAddr::new(ip, media.port);
     let rtcp = rtcp_attribute(media, ip).unwrap_or_else(|| SocketAddr::new(ip, media.port.saturating_add(1)));
-    Ok(Remote { rtp, rtcp, direction, rtcp_mux })
+    let rtcp_xr = media.has_attribute("rtcp-xr") || session.attributes.iter().any(|a| a.attribute == "rtcp-xr");
+    Ok(Remote { rtp, rtcp, direction, rtcp_mux, rtcp_xr })
 }
 
 /// `a=rtcp:<port> [IN IP4|IP6 <address>]` (RFC 3605 §2.1).

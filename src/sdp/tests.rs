@@ -513,6 +513,7 @@ fn build_offer_lists_all_codecs_in_preference_order() {
             "a=ptime:20",
             "a=maxptime:60",
             "a=rtcp:30001",
+            "a=rtcp-xr:rcvr-rtt=all stat-summary=loss,dup,jitt voip-metrics",
             "a=sendrecv",
         ]
     );
@@ -843,4 +844,30 @@ proptest! {
             prop_assert_eq!(n.direction, direction);
         }
     }
+}
+
+#[test]
+fn rtcp_xr_is_offered_always_and_answered_only_when_offered() {
+    let ours = lines(&build_offer(&offer_config()));
+    assert!(ours.contains(&"a=rtcp-xr:rcvr-rtt=all stat-summary=loss,dup,jitt voip-metrics".to_owned()));
+
+    // Media level (RFC 3611 §5.1 example) and session level both count.
+    let media_level = BRIA.replace("a=sendrecv\r\n", "a=sendrecv\r\na=rtcp-xr:rcvr-rtt=sender voip-metrics\r\n");
+    let session_level = BRIA.replace("t=0 0\r\n", "t=0 0\r\na=rtcp-xr\r\n");
+    for offer in [&media_level, &session_level] {
+        let a = answer(offer, &config());
+        assert!(a.negotiated.rtcp_xr, "{offer}");
+        assert!(lines(&a.sdp).iter().any(|l| l.starts_with("a=rtcp-xr:")), "{offer}");
+    }
+    let plain = answer(BRIA, &config());
+    assert!(!plain.negotiated.rtcp_xr);
+    assert!(!lines(&plain.sdp).iter().any(|l| l.starts_with("a=rtcp-xr")));
+
+    // Our offer answered with and without the attribute.
+    let offer = build_offer(&offer_config());
+    let their = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+    let with = format!("{their}a=rtcp-xr:voip-metrics\r\n");
+    let n = |sdp: &str| negotiate_offer_answer(&offer, &SessionDescription::parse(sdp.as_bytes()).unwrap()).unwrap();
+    assert!(n(&with).rtcp_xr);
+    assert!(!n(their).rtcp_xr);
 }
