@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rms::media::{LegId, LegMedia, MediaCmd, MediaCoordinator};
-use rms::runtime::{MediaLoop, TscClock};
+use rms::runtime::{LegSockets, MediaLoop, TscClock};
 use rms_filters::codec::CodecKind;
 use rms_filters::TICK;
 
@@ -34,9 +34,9 @@ fn media_loop(n: u32, file: &Path) -> MediaLoop {
         MediaLoop::new(MediaCoordinator::new(1, Box::new(TscClock::new())), req_rx, ev_tx).expect("media loop");
     for i in 0..n {
         let leg = LegId(i);
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let remote = socket.local_addr().expect("addr");
-        ml.attach_socket(leg, socket).expect("attach");
+        let sockets = LegSockets::ephemeral([127, 0, 0, 1].into()).expect("bind");
+        let remote = sockets.rtp.local_addr().expect("addr");
+        ml.attach_sockets(leg, sockets).expect("attach");
         let media = LegMedia::new(remote, CodecKind::Pcmu, 0, 20);
         let c = ml.coordinator_mut();
         c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg, media });

@@ -6,12 +6,12 @@
 //! # listen with e.g.: tshark -i lo -f 'udp port 4000' -d udp.port==4000,rtp
 //! ```
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use rms::media::{LegId, LegMedia, MediaCmd, MediaEvent};
-use rms::runtime::{MediaRequest, MediaThread};
+use rms::runtime::{LegSockets, MediaRequest, MediaThread};
 use rms_filters::codec::CodecKind;
 
 fn main() -> anyhow::Result<()> {
@@ -20,11 +20,11 @@ fn main() -> anyhow::Result<()> {
         bail!("usage: play_to_udp FILE HOST:PORT");
     };
     let dest: SocketAddr = dest.parse().context("destination must be HOST:PORT")?;
-    let socket = UdpSocket::bind("0.0.0.0:0")?;
+    let sockets = LegSockets::ephemeral([0, 0, 0, 0].into())?;
     let (media, mut events) = MediaThread::spawn(0x5eed)?;
     let leg = LegId(1);
     let leg_media = LegMedia::new(dest, CodecKind::Pcmu, 0, 20);
-    media.send(MediaRequest::CreateLeg { socket, cmd: MediaCmd::CreateLeg { leg, media: leg_media } });
+    media.send(MediaRequest::CreateLeg { sockets, cmd: MediaCmd::CreateLeg { leg, media: leg_media } });
     media.cmd(MediaCmd::Play { leg, file: PathBuf::from(file), loops: 1, token: 1 });
     while let Some(event) = events.blocking_recv() {
         match event {

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use rms::media::{LegId, LegMedia, MediaCmd, MediaCoordinator, MediaError, MediaEvent, MediaOutput, PromptCacheLimits};
-use rms::runtime::{MediaRequest, MediaThread};
+use rms::media::{
+    LegId, LegMedia, LegSocket, MediaCmd, MediaCoordinator, MediaError, MediaEvent, MediaOutput, PromptCacheLimits,
+};
+use rms::runtime::{LegSockets, MediaRequest, MediaThread};
 use rms_filters::codec::{g711, CodecKind};
 use rms_filters::nodes::file_player::FileError;
 use rms_filters::nodes::Resampler;
@@ -88,7 +90,10 @@ fn run_ticks(c: &mut MediaCoordinator, first: u64, ticks: u64) -> Vec<TickOutput
             let mut out = TickOutput::default();
             while let Some(o) = c.poll_output() {
                 match o {
-                    MediaOutput::Transmit { leg, payload, .. } => out.transmits.push((leg, payload)),
+                    MediaOutput::Transmit { leg, socket: LegSocket::Rtp, payload, .. } => {
+                        out.transmits.push((leg, payload))
+                    }
+                    MediaOutput::Transmit { .. } => {}
                     MediaOutput::Event(e) => out.events.push(e),
                 }
             }
@@ -551,11 +556,11 @@ fn sox(args: &[&str]) {
 fn play_over_loopback(file: &Path) -> Vec<u8> {
     let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind receiver");
     receiver.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
-    let rtp_socket = UdpSocket::bind("127.0.0.1:0").expect("bind leg socket");
+    let sockets = LegSockets::ephemeral([127, 0, 0, 1].into()).expect("bind leg sockets");
     let (media, mut events) = MediaThread::spawn(8).expect("media thread");
     let leg = LegId(1);
     media.send(MediaRequest::CreateLeg {
-        socket: rtp_socket,
+        sockets,
         cmd: MediaCmd::CreateLeg { leg, media: pcmu(receiver.local_addr().expect("addr")) },
     });
     media.cmd(MediaCmd::Play { leg, file: file.to_path_buf(), loops: 1, token: 1 });
@@ -647,21 +652,21 @@ fn loopback_play_of_a_48khz_wav_correlates_with_the_source() {
 #[test]
 fn a_refused_create_leg_releases_its_socket_and_never_replaces_a_live_legs() {
     let (media, mut events) = MediaThread::spawn(13).expect("media thread");
-    let bind = || UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let bind = || LegSockets::ephemeral([127, 0, 0, 1].into()).expect("bind");
     let (live, refused_dup, refused_ptime) = (bind(), bind(), bind());
-    let addrs = [&live, &refused_dup, &refused_ptime].map(|s| s.local_addr().expect("addr"));
+    let addrs = [&live, &refused_dup, &refused_ptime].map(|s| s.rtp.local_addr().expect("addr"));
     let mut bad = pcmu(remote());
     bad.ptime_ms = 25;
     media.send(MediaRequest::CreateLeg {
-        socket: live,
+        sockets: live,
         cmd: MediaCmd::CreateLeg { leg: LegId(1), media: pcmu(remote()) },
     });
     media.send(MediaRequest::CreateLeg {
-        socket: refused_dup,
+        sockets: refused_dup,
         cmd: MediaCmd::CreateLeg { leg: LegId(1), media: pcmu(remote()) },
     });
     media.send(MediaRequest::CreateLeg {
-        socket: refused_ptime,
+        sockets: refused_ptime,
         cmd: MediaCmd::CreateLeg { leg: LegId(2), media: bad },
     });
     // The thread answers requests in order: once it reports tick statistics, the three are done.

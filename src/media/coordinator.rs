@@ -13,7 +13,7 @@ use rms_filters::{FilterEvent, Frame, Graph, GraphError, RtpFrame, UsageClock, U
 
 use super::leg::{BridgeEnd, Leg};
 use super::prompt_cache::{PromptCache, PromptCacheLimits};
-use super::{BridgeMode, LegId, LegMedia, MediaCmd, MediaEvent, MediaOutput, TickSchedule, TickStats};
+use super::{BridgeMode, LegId, LegMedia, LegSocket, MediaCmd, MediaEvent, MediaOutput, TickSchedule, TickStats};
 
 /// Why a media command or a leg failed.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +150,9 @@ impl MediaCoordinator {
             recv.push_datagram(now, bytes);
         }
     }
+
+    /// A datagram arrived on `leg`'s RTCP socket (or, muxed, on its RTP socket).
+    pub fn handle_rtcp(&mut self, _now: Duration, _leg: LegId, _from: SocketAddr, _bytes: &[u8]) {}
 
     /// Run every tick due by `now`. Returns how many ran.
     pub fn tick(&mut self, now: Duration) -> usize {
@@ -384,7 +387,12 @@ impl MediaCoordinator {
             }
             let result = run_graph(&mut leg.tx, now, self.clock.as_ref());
             for t in leg.tx.drain_transmits() {
-                self.outputs.push_back(MediaOutput::Transmit { leg: id, dest: t.dest, payload: t.payload });
+                self.outputs.push_back(MediaOutput::Transmit {
+                    leg: id,
+                    socket: LegSocket::Rtp,
+                    dest: t.dest,
+                    payload: t.payload,
+                });
             }
             let mut ended = false;
             for e in leg.tx.drain_events() {

@@ -68,13 +68,35 @@ pub struct LegMedia {
     pub send: bool,
     /// The PCM rate the leg's codec runs at and its encoder settings (Opus: from the peer's fmtp).
     pub params: CodecParams,
+    /// Where the leg's RTCP goes and what it carries.
+    pub rtcp: LegRtcp,
+}
+
+/// A leg's RTCP transport (RFC 3550 §6, RFC 3605, RFC 5761) and whether the peer takes XR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegRtcp {
+    /// Where to send RTCP: the peer's `a=rtcp`, or its RTP port + 1, or its RTP address when muxed.
+    pub remote: SocketAddr,
+    /// RTCP shares the RTP socket (RFC 5761): received RTCP is told from RTP by its packet type.
+    pub mux: bool,
+    /// The peer's SDP had `a=rtcp-xr` (RFC 3611 §5.1).
+    pub xr: bool,
+}
+
+impl LegRtcp {
+    /// RTCP on the port above the peer's RTP port (RFC 3550 §11), not muxed, no XR negotiated.
+    pub fn next_port(remote_rtp: SocketAddr) -> Self {
+        let remote = SocketAddr::new(remote_rtp.ip(), remote_rtp.port().saturating_add(1));
+        Self { remote, mux: false, xr: false }
+    }
 }
 
 impl LegMedia {
     /// A sending leg without telephone-event, its codec at [`leg_pcm_rate`] with default settings.
     pub fn new(remote: SocketAddr, codec: CodecKind, payload_type: u8, ptime_ms: u32) -> Self {
         let params = CodecParams::at(leg_pcm_rate(codec));
-        Self { remote, codec, payload_type, ptime_ms, telephone_event: None, send: true, params }
+        let rtcp = LegRtcp::next_port(remote);
+        Self { remote, codec, payload_type, ptime_ms, telephone_event: None, send: true, params, rtcp }
     }
 }
 
@@ -168,6 +190,13 @@ pub enum MediaEvent {
     Bridged { a: LegId, b: LegId, mode: BridgeMode },
 }
 
+/// Which of a leg's two sockets (an even RTP port and the RTCP port above it, RFC 3550 §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LegSocket {
+    Rtp,
+    Rtcp,
+}
+
 /// What the coordinator asks its driver to do.
 // An event with a leg's report is ~300 bytes, a transmit ~60. Events are rare and each output is moved
 // once from the coordinator's queue to its driver; boxing the report would cost an allocation per leg for
@@ -175,9 +204,10 @@ pub enum MediaEvent {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum MediaOutput {
-    /// Send `payload` from the leg's RTP socket to `dest`.
+    /// Send `payload` from the leg's RTP or RTCP socket to `dest`.
     Transmit {
         leg: LegId,
+        socket: LegSocket,
         dest: SocketAddr,
         payload: Vec<u8>,
     },

@@ -124,13 +124,20 @@ struct World {
     c: MediaCoordinator,
     tick: u64,
     sent: Vec<Sent>,
+    /// RTCP compounds sent, by leg.
+    rtcp: Vec<(LegId, Vec<u8>)>,
     events: Vec<(u64, MediaEvent)>,
 }
 
 impl World {
     fn new(a: LegMedia, b: LegMedia) -> Self {
-        let mut w =
-            Self { c: MediaCoordinator::new(7, Box::new(NoClock)), tick: 0, sent: Vec::new(), events: Vec::new() };
+        let mut w = Self {
+            c: MediaCoordinator::new(7, Box::new(NoClock)),
+            tick: 0,
+            sent: Vec::new(),
+            rtcp: Vec::new(),
+            events: Vec::new(),
+        };
         w.cmd(MediaCmd::CreateLeg { leg: A, media: a });
         w.cmd(MediaCmd::CreateLeg { leg: B, media: b });
         w
@@ -182,7 +189,8 @@ impl World {
     fn collect(&mut self) {
         while let Some(out) = self.c.poll_output() {
             match out {
-                MediaOutput::Transmit { leg, dest, payload } => {
+                MediaOutput::Transmit { leg, socket: LegSocket::Rtcp, payload, .. } => self.rtcp.push((leg, payload)),
+                MediaOutput::Transmit { leg, dest, payload, .. } => {
                     let p = RtpPacket::parse(&payload).expect("the coordinator sends valid RTP");
                     self.sent.push(Sent {
                         tick: self.tick,

@@ -24,7 +24,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use rms_filters::clock::TscClock;
 use tokio::sync::mpsc;
 
-use crate::media::{LegId, MediaCmd, MediaCoordinator, MediaEvent, MediaOutput, TickStats};
+use crate::media::{LegId, LegSocket, MediaCmd, MediaCoordinator, MediaEvent, MediaOutput, TickStats};
 
 /// Read buffer: the largest UDP payload, so no datagram is ever truncated.
 const MAX_DATAGRAM: usize = 65536;
@@ -40,12 +40,53 @@ const EVENTS_PER_WAIT: usize = 1024;
 pub enum MediaRequest {
     /// A coordinator command.
     Cmd(MediaCmd),
-    /// Hand the leg's bound RTP socket to the media thread, then create the leg.
-    CreateLeg { socket: UdpSocket, cmd: MediaCmd },
+    /// Hand the leg's bound sockets to the media thread, then create the leg.
+    CreateLeg { sockets: LegSockets, cmd: MediaCmd },
     /// Report the tick statistics on the given channel.
     TickStats(Sender<TickStats>),
     /// Stop the thread after destroying every leg.
     Shutdown,
+}
+
+/// A leg's bound sockets: RTP on an even port, RTCP on the next (RFC 3550 §11). With rtcp-mux the
+/// RTCP socket stays bound but idle, so the pair's port stays ours.
+#[derive(Debug)]
+pub struct LegSockets {
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+}
+
+impl LegSockets {
+    /// Bind `ip:port` and `ip:port+1`.
+    pub fn bind(ip: std::net::IpAddr, port: u16) -> std::io::Result<Self> {
+        let rtcp_port = port.checked_add(1).ok_or_else(|| std::io::Error::from(ErrorKind::AddrNotAvailable))?;
+        let rtp = UdpSocket::bind(SocketAddr::new(ip, port))?;
+        let rtcp = UdpSocket::bind(SocketAddr::new(ip, rtcp_port))?;
+        Ok(Self { rtp, rtcp })
+    }
+
+    /// Two sockets on ports the system picks (not a pair): for tests and benchmarks, whose peers are
+    /// told both addresses.
+    pub fn ephemeral(ip: std::net::IpAddr) -> std::io::Result<Self> {
+        Ok(Self { rtp: UdpSocket::bind(SocketAddr::new(ip, 0))?, rtcp: UdpSocket::bind(SocketAddr::new(ip, 0))? })
+    }
+
+    fn get(&self, socket: LegSocket) -> &UdpSocket {
+        match socket {
+            LegSocket::Rtp => &self.rtp,
+            LegSocket::Rtcp => &self.rtcp,
+        }
+    }
+}
+
+/// The epoll token of one of a leg's sockets: the leg id, shifted, and a bit for RTCP.
+fn token(leg: LegId, socket: LegSocket) -> u64 {
+    u64::from(leg.0) << 1 | u64::from(socket == LegSocket::Rtcp)
+}
+
+fn from_token(token: u64) -> (LegId, LegSocket) {
+    let socket = if token & 1 == 1 { LegSocket::Rtcp } else { LegSocket::Rtp };
+    (LegId((token >> 1) as u32), socket)
 }
 
 /// The signalling side's handle on the media thread.
@@ -114,7 +155,7 @@ pub struct MediaLoop {
     coordinator: MediaCoordinator,
     requests: Receiver<MediaRequest>,
     events: mpsc::UnboundedSender<MediaEvent>,
-    sockets: HashMap<LegId, UdpSocket>,
+    sockets: HashMap<LegId, LegSockets>,
     /// Readiness of every socket in `sockets`, keyed by leg id.
     epoll: Epoll,
     ready: Vec<EpollEvent>,
@@ -185,9 +226,9 @@ impl MediaLoop {
                 }
                 self.coordinator.handle_cmd(now, cmd);
             }
-            MediaRequest::CreateLeg { socket, cmd } => {
+            MediaRequest::CreateLeg { sockets, cmd } => {
                 let MediaCmd::CreateLeg { leg, .. } = &cmd else {
-                    tracing::error!(?cmd, "MediaRequest::CreateLeg carries another command; socket dropped");
+                    tracing::error!(?cmd, "MediaRequest::CreateLeg carries another command; sockets dropped");
                     self.coordinator.handle_cmd(now, cmd);
                     return true;
                 };
@@ -197,8 +238,8 @@ impl MediaLoop {
                 let existed = self.coordinator.has_leg(leg);
                 self.coordinator.handle_cmd(now, cmd);
                 if !existed && self.coordinator.has_leg(leg) {
-                    if let Err(e) = self.attach_socket(leg, socket) {
-                        tracing::error!(?leg, error = %e, "cannot watch the leg's RTP socket; it will not receive");
+                    if let Err(e) = self.attach_sockets(leg, sockets) {
+                        tracing::error!(?leg, error = %e, "cannot watch the leg's sockets; it will not receive");
                     }
                 }
             }
@@ -226,13 +267,16 @@ impl MediaLoop {
                 return;
             }
             for ev in &self.ready[..n] {
-                let leg = LegId(ev.data() as u32);
-                let Some(socket) = self.sockets.get(&leg) else { continue };
-                match socket.recv_from(&mut self.buf) {
-                    Ok((len, from)) => self.coordinator.handle_rtp(now, leg, from, &self.buf[..len]),
+                let (leg, kind) = from_token(ev.data());
+                let Some(sockets) = self.sockets.get(&leg) else { continue };
+                match sockets.get(kind).recv_from(&mut self.buf) {
+                    Ok((len, from)) => match kind {
+                        LegSocket::Rtp => self.coordinator.handle_rtp(now, leg, from, &self.buf[..len]),
+                        LegSocket::Rtcp => self.coordinator.handle_rtcp(now, leg, from, &self.buf[..len]),
+                    },
                     // ICMP port unreachable from an earlier send surfaces here on Linux; harmless.
                     Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::ConnectionRefused) => {}
-                    Err(e) => tracing::warn!(?leg, error = %e, "RTP socket read failed"),
+                    Err(e) => tracing::warn!(?leg, ?kind, error = %e, "media socket read failed"),
                 }
             }
         }
@@ -242,7 +286,7 @@ impl MediaLoop {
     pub fn flush(&mut self) {
         while let Some(out) = self.coordinator.poll_output() {
             match out {
-                MediaOutput::Transmit { leg, dest, payload } => self.transmit(leg, dest, &payload),
+                MediaOutput::Transmit { leg, socket, dest, payload } => self.transmit(leg, socket, dest, &payload),
                 MediaOutput::Event(e) => {
                     if let MediaEvent::LegFailed { leg, .. } = &e {
                         self.detach_socket(*leg);
@@ -253,11 +297,11 @@ impl MediaLoop {
         }
     }
 
-    fn transmit(&self, leg: LegId, dest: SocketAddr, payload: &[u8]) {
-        let Some(socket) = self.sockets.get(&leg) else { return };
-        if let Err(e) = socket.send_to(payload, dest) {
+    fn transmit(&self, leg: LegId, socket: LegSocket, dest: SocketAddr, payload: &[u8]) {
+        let Some(sockets) = self.sockets.get(&leg) else { return };
+        if let Err(e) = sockets.get(socket).send_to(payload, dest) {
             if e.kind() != ErrorKind::WouldBlock && e.kind() != ErrorKind::ConnectionRefused {
-                tracing::warn!(?leg, %dest, error = %e, "RTP send failed");
+                tracing::warn!(?leg, ?socket, %dest, error = %e, "media send failed");
             }
         }
     }
@@ -277,19 +321,22 @@ impl MediaLoop {
         &mut self.coordinator
     }
 
-    /// Own `leg`'s RTP socket and watch it for datagrams (also used directly by benchmarks).
-    pub fn attach_socket(&mut self, leg: LegId, socket: UdpSocket) -> std::io::Result<()> {
-        socket.set_nonblocking(true)?;
-        self.epoll.add(&socket, EpollEvent::new(EpollFlags::EPOLLIN, u64::from(leg.0)))?;
-        if let Some(old) = self.sockets.insert(leg, socket) {
-            let _ = self.epoll.delete(&old);
+    /// Own `leg`'s sockets and watch them for datagrams (also used directly by benchmarks).
+    pub fn attach_sockets(&mut self, leg: LegId, sockets: LegSockets) -> std::io::Result<()> {
+        self.detach_socket(leg);
+        for kind in [LegSocket::Rtp, LegSocket::Rtcp] {
+            let socket = sockets.get(kind);
+            socket.set_nonblocking(true)?;
+            self.epoll.add(socket, EpollEvent::new(EpollFlags::EPOLLIN, token(leg, kind)))?;
         }
+        self.sockets.insert(leg, sockets);
         Ok(())
     }
 
     fn detach_socket(&mut self, leg: LegId) {
-        if let Some(socket) = self.sockets.remove(&leg) {
-            let _ = self.epoll.delete(&socket);
+        if let Some(sockets) = self.sockets.remove(&leg) {
+            let _ = self.epoll.delete(&sockets.rtp);
+            let _ = self.epoll.delete(&sockets.rtcp);
         }
     }
 }

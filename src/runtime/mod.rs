@@ -7,7 +7,7 @@ pub mod media;
 pub mod server;
 pub mod signalling;
 
-pub use media::{MediaLoop, MediaRequest, MediaThread};
+pub use media::{LegSockets, MediaLoop, MediaRequest, MediaThread};
 pub use rms_filters::clock::TscClock;
 pub use server::{RtpPortPool, ServeError, Server, ServerApp, ServerInput};
 pub use signalling::{SignallingApp, SignallingConfig, SignallingTask, SignallingThread};

@@ -3,12 +3,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::call_log::CallLog;
-use super::media::{MediaRequest, MediaThread};
+use super::media::{LegSockets, MediaRequest, MediaThread};
 use super::signalling::{SignallingApp, SignallingConfig, SignallingThread};
 use crate::config::ServeConfig;
 use crate::media::{LegId, MediaCmd, MediaEvent};
@@ -31,13 +31,13 @@ pub enum ServeError {
     Bind { what: String, source: io::Error },
 }
 
-/// Even RTP ports from a range; each allocation binds the socket at once, so the port in our SDP
-/// is one we hold (ports another process holds are skipped).
+/// Even RTP ports from a range, each with the RTCP port above it; each allocation binds both sockets
+/// at once, so the ports in our SDP are ones we hold (pairs another process holds are skipped).
 pub struct RtpPortPool {
     ip: IpAddr,
     free: VecDeque<u16>,
     held: HashMap<LegId, u16>,
-    sockets: HashMap<LegId, UdpSocket>,
+    sockets: HashMap<LegId, LegSockets>,
 }
 
 impl RtpPortPool {
@@ -46,8 +46,8 @@ impl RtpPortPool {
         Self { ip, free, held: HashMap::new(), sockets: HashMap::new() }
     }
 
-    /// The bound socket of a leg about to be created (handed to the media thread).
-    pub fn take_socket(&mut self, leg: LegId) -> Option<UdpSocket> {
+    /// The bound sockets of a leg about to be created (handed to the media thread).
+    pub fn take_sockets(&mut self, leg: LegId) -> Option<LegSockets> {
         self.sockets.remove(&leg)
     }
 
@@ -60,14 +60,14 @@ impl RtpPorts for RtpPortPool {
     fn allocate(&mut self, leg: LegId) -> Option<u16> {
         for _ in 0..self.free.len() {
             let port = self.free.pop_front()?;
-            match UdpSocket::bind(SocketAddr::new(self.ip, port)) {
-                Ok(socket) => {
+            match LegSockets::bind(self.ip, port) {
+                Ok(sockets) => {
                     self.held.insert(leg, port);
-                    self.sockets.insert(leg, socket);
+                    self.sockets.insert(leg, sockets);
                     return Some(port);
                 }
                 Err(e) => {
-                    tracing::debug!(port, error = %e, "RTP port busy, skipped");
+                    tracing::debug!(port, error = %e, "RTP/RTCP port pair busy, skipped");
                     self.free.push_back(port);
                 }
             }
@@ -97,9 +97,9 @@ impl ServerApp {
     fn pump(&mut self) {
         while let Some(cmd) = self.sessions.poll_media() {
             match &cmd {
-                MediaCmd::CreateLeg { leg, .. } => match self.ports.take_socket(*leg) {
-                    Some(socket) => self.media.send(MediaRequest::CreateLeg { socket, cmd }),
-                    None => tracing::error!(?leg, "no socket for a new leg"),
+                MediaCmd::CreateLeg { leg, .. } => match self.ports.take_sockets(*leg) {
+                    Some(sockets) => self.media.send(MediaRequest::CreateLeg { sockets, cmd }),
+                    None => tracing::error!(?leg, "no sockets for a new leg"),
                 },
                 _ => self.media.cmd(cmd),
             }

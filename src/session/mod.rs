@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rms_filters::codec::{CodecKind, OpusConfig};
 
-use crate::media::{LegId, LegMedia, LegReport, MediaCmd, MediaEvent};
+use crate::media::{LegId, LegMedia, LegReport, LegRtcp, MediaCmd, MediaEvent};
 use crate::sdp::{
     build_offer, negotiate_answer, negotiate_offer_answer, AnswerConfig, Direction, Negotiated, OfferConfig,
     OriginState, SessionDescription,
@@ -1155,6 +1155,7 @@ fn leg_media(n: &Negotiated, opus: &OpusConfig) -> LegMedia {
     let mut media = LegMedia {
         telephone_event: n.telephone_event,
         send: n.direction.sends() && !n.remote_rtp.ip().is_unspecified(),
+        rtcp: LegRtcp { remote: n.remote_rtcp, mux: n.rtcp_mux, xr: n.rtcp_xr },
         ..LegMedia::new(n.remote_rtp, n.codec, n.payload_type, n.codec.packet_ms(n.ptime))
     };
     if n.codec == CodecKind::Opus {
