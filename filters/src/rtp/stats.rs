@@ -5,7 +5,8 @@
 //! - sequence validation and extension (A.1): probation of new sources, wrap-around, restarts;
 //! - the loss figures of a reception report (A.3);
 //! - the interarrival jitter (A.8);
-//! - counters for the statistics block: packets, payload bytes, duplicates.
+//! - counters for the statistics block: packets, payload bytes, duplicates;
+//! - the RFC 3611 §4.6 Statistics Summary figures (BT 6) over a sequence-number interval.
 
 use std::time::Duration;
 
@@ -60,6 +61,73 @@ pub struct ReceptionReport {
     pub jitter: u32,
 }
 
+/// RFC 3611 §4.6 Statistics Summary figures over one sequence-number interval.
+///
+/// The interval is [`begin_seq`, `end_seq`): `end_seq` is the last sequence number reported plus one
+/// (§4.6), and the next interval begins where this one ends, so consecutive blocks tile the sequence
+/// space. Jitter values are |D(i−1, i)| of RFC 3550 A.8, the difference in relative transit time of two
+/// consecutively arrived packets, in RTP timestamp units; `jitter_samples` says how many there were
+/// (none: the J flag is not set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IntervalSummary {
+    pub begin_seq: u16,
+    pub end_seq: u16,
+    /// Sequence numbers in the interval never received (reordered ones received before the summary
+    /// included; those arriving after it stay counted lost, as the block already went out).
+    pub lost: u32,
+    /// Duplicates received during the interval.
+    pub duplicates: u32,
+    pub jitter_min: u32,
+    pub jitter_max: u32,
+    /// Integer part of the mean.
+    pub jitter_mean: u32,
+    /// Integer part of the population standard deviation.
+    pub jitter_dev: u32,
+    pub jitter_samples: u32,
+}
+
+/// Accumulator behind [`IntervalSummary`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Interval {
+    /// Extended sequence number the interval begins at; None until the source is valid.
+    begin: Option<u32>,
+    /// Distinct packets received with an extended sequence number at or after `begin`.
+    received: u32,
+    duplicates: u32,
+    jitter_n: u32,
+    jitter_min: u32,
+    jitter_max: u32,
+    jitter_sum: u64,
+    jitter_sum_sq: u128,
+}
+
+impl Interval {
+    fn starting_at(begin: u32) -> Self {
+        Self { begin: Some(begin), ..Self::default() }
+    }
+
+    fn jitter_sample(&mut self, d: u32) {
+        if self.jitter_n == 0 || d < self.jitter_min {
+            self.jitter_min = d;
+        }
+        self.jitter_max = self.jitter_max.max(d);
+        self.jitter_n += 1;
+        self.jitter_sum += u64::from(d);
+        self.jitter_sum_sq += u128::from(d) * u128::from(d);
+    }
+
+    /// Population standard deviation, integer part: sqrt((n·Σx² − (Σx)²) / n²), exact in integers.
+    fn jitter_dev(&self) -> u32 {
+        if self.jitter_n == 0 {
+            return 0;
+        }
+        let n = u128::from(self.jitter_n);
+        let sum = u128::from(self.jitter_sum);
+        let variance = (n * self.jitter_sum_sq - sum * sum) / (n * n);
+        variance.isqrt() as u32
+    }
+}
+
 /// Receive state for one SSRC (RFC 3550 A.1 `source`, plus counters).
 #[derive(Debug, Clone)]
 pub struct SourceStats {
@@ -90,6 +158,8 @@ pub struct SourceStats {
     payload_bytes: u64,
     /// Cumulative loss of the epochs before restarts, which `init_seq` forgets.
     lost_before_restart: i64,
+    /// RFC 3611 §4.6 figures since the last [`SourceStats::take_interval_summary`].
+    interval: Interval,
 }
 
 impl SourceStats {
@@ -114,6 +184,7 @@ impl SourceStats {
             duplicates: 0,
             payload_bytes: 0,
             lost_before_restart: 0,
+            interval: Interval::default(),
         }
     }
 
@@ -127,8 +198,24 @@ impl SourceStats {
         let update = self.update_seq(seq);
         match update {
             SeqUpdate::Probation | SeqUpdate::Jump => return update,
-            SeqUpdate::Duplicate => self.duplicates += 1,
-            SeqUpdate::Start { .. } | SeqUpdate::Valid { .. } | SeqUpdate::Stale => self.update_jitter(now, timestamp),
+            SeqUpdate::Duplicate => {
+                self.duplicates += 1;
+                self.interval.duplicates += 1;
+            }
+            SeqUpdate::Start { ext_seq } => {
+                // A new epoch: its sequence numbers do not compare with the old interval's, whose
+                // unreported rest is dropped.
+                self.interval = Interval::starting_at(ext_seq);
+                self.interval.received += 1;
+                self.update_jitter(now, timestamp);
+            }
+            SeqUpdate::Valid { ext_seq } => {
+                if self.interval.begin.is_some_and(|begin| ext_seq >= begin) {
+                    self.interval.received += 1;
+                }
+                self.update_jitter(now, timestamp);
+            }
+            SeqUpdate::Stale => self.update_jitter(now, timestamp),
         }
         self.payload_bytes += payload_len as u64;
         update
@@ -226,6 +313,7 @@ impl SourceStats {
             return;
         };
         let d = transit.wrapping_sub(prev) as i32;
+        self.interval.jitter_sample(d.unsigned_abs());
         let j = i64::from(self.jitter) + i64::from(d.unsigned_abs()) - ((i64::from(self.jitter) + 8) >> 4);
         self.jitter = j.clamp(0, i64::from(u32::MAX)) as u32;
     }
@@ -250,6 +338,30 @@ impl SourceStats {
             cumulative_lost: clamp_lost(self.cumulative_lost()),
             extended_highest_seq: self.extended_max(),
             jitter: self.jitter(),
+        }
+    }
+
+    /// RFC 3611 §4.6 figures for [begin, end) where begin is where the previous summary ended (or the
+    /// source's first valid packet) and end is the highest sequence number received plus one; the next
+    /// interval starts at end. All zero before the source is valid.
+    pub fn take_interval_summary(&mut self) -> IntervalSummary {
+        let Some(begin) = self.interval.begin else {
+            return IntervalSummary::default();
+        };
+        let end = self.extended_max().wrapping_add(1);
+        let i = self.interval;
+        self.interval = Interval::starting_at(end);
+        let expected = end.wrapping_sub(begin);
+        IntervalSummary {
+            begin_seq: begin as u16,
+            end_seq: end as u16,
+            lost: expected.saturating_sub(i.received),
+            duplicates: i.duplicates,
+            jitter_min: i.jitter_min,
+            jitter_max: i.jitter_max,
+            jitter_mean: if i.jitter_n == 0 { 0 } else { (i.jitter_sum / u64::from(i.jitter_n)) as u32 },
+            jitter_dev: i.jitter_dev(),
+            jitter_samples: i.jitter_n,
         }
     }
 
@@ -541,6 +653,70 @@ mod tests {
         assert_eq!(s.report().cumulative_lost, 0x7f_ffff);
         assert_eq!(clamp_lost(-9_000_000), -0x80_0000);
         assert_eq!(clamp_lost(-5), -5);
+    }
+
+    #[test]
+    fn interval_summaries_tile_the_sequence_space() {
+        let mut s = SourceStats::new(1, RATE);
+        assert_eq!(s.take_interval_summary(), IntervalSummary::default());
+        // Seq k is sent at 20 × (k − 100) ms; extra arrival delays in ms below. 100 is on probation,
+        // 101 starts the interval; 104 and 108 lost; 106 duplicated (no jitter sample for it).
+        let arrivals: [(u16, u64); 9] =
+            [(100, 0), (101, 0), (102, 0), (103, 2), (105, 0), (106, 5), (107, 5), (109, 1), (110, 0)];
+        for (seq, extra) in arrivals {
+            feed(&mut s, 20 * u64::from(seq - 100) + extra, seq, 100);
+            if seq == 107 {
+                assert_eq!(feed(&mut s, 146, 106, 100), SeqUpdate::Duplicate);
+            }
+        }
+        // Transit in timestamp units is 8 × extra ms, so |D| along arrivals 102..110 (101 has no
+        // predecessor after the start): 0, 16, 16, 40, 0, 32, 8. n = 7, min 0, max 40, sum 112,
+        // mean 16. Σx² = 256 + 256 + 1600 + 1024 + 64 = 3200; (7·3200 − 112²)/49 = 9856/49 = 201.1,
+        // sqrt = 14.2: dev 14. [101, 111): 10 expected, 8 distinct received, lost 2; 1 duplicate.
+        let first = s.take_interval_summary();
+        assert_eq!(
+            first,
+            IntervalSummary {
+                begin_seq: 101,
+                end_seq: 111,
+                lost: 2,
+                duplicates: 1,
+                jitter_min: 0,
+                jitter_max: 40,
+                jitter_mean: 16,
+                jitter_dev: 14,
+                jitter_samples: 7,
+            }
+        );
+        // Next: 111, then 108 arrives 65 ms late (at 225, its slot was 160), 112, 114 (+3 ms), 115;
+        // 113 lost. 108 belongs to the reported interval: it is not counted here, but its transit
+        // difference is a sample. |D|: 111: 0; 108: 8·65 = 520; 112: 520; 114: 24; 115: 24.
+        // n = 5, sum 1088, mean floor(217.6) = 217; Σx² = 2·270400 + 2·576 = 541952;
+        // (5·541952 − 1088²)/25 = (2709760 − 1183744)/25 = 61040.6: isqrt(61040) = 247.
+        for (at, seq) in [(220, 111), (225, 108), (240, 112), (283, 114), (300, 115)] {
+            feed(&mut s, at, seq, 100);
+        }
+        let second = s.take_interval_summary();
+        assert_eq!(
+            second,
+            IntervalSummary {
+                begin_seq: 111,
+                end_seq: 116,
+                lost: 1,
+                duplicates: 0,
+                jitter_min: 0,
+                jitter_max: 520,
+                jitter_mean: 217,
+                jitter_dev: 247,
+                jitter_samples: 5,
+            }
+        );
+        // Nothing since: an empty interval at 116.
+        let empty = s.take_interval_summary();
+        assert_eq!((empty.begin_seq, empty.end_seq, empty.lost, empty.jitter_samples), (116, 116, 0, 0));
+        // The RFC 3550 figures are untouched: 101..=115 expected 15; received 13 distinct (the late 108
+        // included) + 1 duplicate = 14.
+        assert_eq!((s.expected(), s.received(), s.cumulative_lost()), (15, 14, 1));
     }
 
     #[test]
