@@ -19,8 +19,9 @@ use rtp_types::RtpPacket;
 use crate::codec::telephone_event::TelephoneEvent;
 use crate::filter::{Filter, FilterDesc, FilterError, ProcessCx};
 use crate::frame::{Frame, RtpFrame};
+use crate::rtp::burst_gap::{BurstGapCounter, PacketFate};
 use crate::rtp::jitter_buffer::{JitterBuffer, JitterConfig};
-use crate::rtp::stats::{ReceptionReport, SeqUpdate, SourceStats};
+use crate::rtp::stats::{ReceptionReport, SeqUpdate, SourceStats, MAX_DROPOUT};
 
 /// Sources tracked at once; beyond, the one heard least recently is forgotten (its loss is kept).
 pub const MAX_SOURCES: usize = 4;
@@ -104,6 +105,10 @@ pub struct RtpRecv {
     retired_lost: i64,
     /// Counters kept here; the others come from the sources and the buffer.
     stats: RecvStats,
+    /// RFC 3611 Appendix A loss pattern of what was released: a gap in the released extended sequence
+    /// numbers is a loss (a packet arriving after its slot, counted late, does not fill it).
+    burst_gap: BurstGapCounter,
+    last_released: Option<u32>,
 }
 
 impl RtpRecv {
@@ -126,6 +131,8 @@ impl RtpRecv {
             held: None,
             retired_lost: 0,
             stats: RecvStats::default(),
+            burst_gap: BurstGapCounter::new(),
+            last_released: None,
         }
     }
 
@@ -270,6 +277,17 @@ impl RtpRecv {
         &self.sources
     }
 
+    /// The source being played, mutable for its interval summaries (RFC 3611 §4.6).
+    pub fn current_source_mut(&mut self) -> Option<&mut SourceStats> {
+        let ssrc = self.current?;
+        self.sources.iter_mut().find(|s| s.ssrc() == ssrc)
+    }
+
+    /// RFC 3611 Appendix A loss pattern of the packets released.
+    pub fn burst_gap(&self) -> &BurstGapCounter {
+        &self.burst_gap
+    }
+
     pub fn jitter_buffer(&self) -> &JitterBuffer {
         &self.buffer
     }
@@ -300,6 +318,25 @@ impl RtpRecv {
         self.retired_lost += self.sources[oldest].total_lost();
         self.sources[oldest] = fresh;
         oldest
+    }
+
+    /// Feed the burst/gap counter up to `ext_seq`: the numbers skipped since the last release are losses.
+    /// An older number (reordered, in immediate playout) was counted lost already; a jump beyond
+    /// [`MAX_DROPOUT`] is a new source or a restart, not a loss burst.
+    fn track_fates(&mut self, ext_seq: u32) {
+        if let Some(last) = self.last_released {
+            let step = ext_seq.wrapping_sub(last);
+            if step == 0 || step > u32::MAX / 2 {
+                return;
+            }
+            if step <= u32::from(MAX_DROPOUT) {
+                for _ in 1..step {
+                    self.burst_gap.packet(PacketFate::Lost);
+                }
+            }
+        }
+        self.last_released = Some(ext_seq);
+        self.burst_gap.packet(PacketFate::Received);
     }
 
     /// Whether the source played has been silent for [`SOURCE_TIMEOUT`] (or there is none).
@@ -346,6 +383,7 @@ impl RtpRecv {
 
     /// Hand one packet on: media to output 0, a valid telephone-event to output 1.
     fn release(&mut self, cx: &mut ProcessCx<'_>, frame: RtpFrame) {
+        self.track_fates(frame.seq);
         let pin = if Some(frame.payload_type) == self.telephone_event {
             if TelephoneEvent::parse(&frame.payload).is_err() {
                 self.stats.bad_events += 1;
@@ -791,5 +829,23 @@ mod tests {
         h.filter.push_datagram(ms(40), &datagram(1, 12, 320, false));
         h.run().unwrap();
         assert!(h.take(0).is_empty(), "buffered again");
+    }
+
+    #[test]
+    fn the_burst_gap_pattern_counts_gaps_in_what_is_released() {
+        let mut h = FilterHarness::new(RtpRecv::new(RATE));
+        // 40 packets every 20 ms; 7 lost alone, 20..=22 lost together, 30 arrives 200 ms late (after its
+        // slot: counted late, its slot stays a loss).
+        let mut arrivals: Vec<(u64, Vec<u8>)> = (0u16..40)
+            .filter(|s| ![7, 20, 21, 22, 30].contains(s))
+            .map(|s| (u64::from(s) * 20, datagram(1, s, u32::from(s) * 160, s == 0)))
+            .collect();
+        arrivals.push((30 * 20 + 200, datagram(1, 30, 30 * 160, false)));
+        arrivals.sort_by_key(|(t, _)| *t);
+        drive(&mut h, &arrivals, 1200);
+        let bg = h.filter.burst_gap();
+        assert_eq!((bg.received(), bg.lost(), bg.discarded()), (35, 5, 0));
+        assert_eq!(h.filter.stats().late, 1);
+        assert_eq!(h.filter.current_source_mut().map(|s| s.ssrc()), Some(1));
     }
 }

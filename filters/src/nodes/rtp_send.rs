@@ -160,8 +160,9 @@ impl RtpSend {
         }
     }
 
-    /// Our timestamp for this instant: the next contiguous one plus the time since audio last ended.
-    fn timeline_now(&self) -> u32 {
+    /// Our timestamp for this instant: the next contiguous one plus the time since audio last ended
+    /// (an SR's RTP timestamp, RFC 3550 §6.4.1).
+    pub fn timeline_now(&self) -> u32 {
         let since = self.sent_until.map_or(0, |until| self.media_now.saturating_sub(until));
         self.next_ts.wrapping_add(since as u32)
     }

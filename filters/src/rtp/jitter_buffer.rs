@@ -203,12 +203,21 @@ impl JitterBuffer {
         self.released = None;
     }
 
-    /// Current target delay between a base packet's arrival and its playout.
-    pub fn target_delay(&self) -> Duration {
+    /// The largest target delay the buffer adapts to (RFC 3611 §4.7.7 JB maximum and absolute maximum).
+    pub fn max_delay(&self) -> Duration {
+        self.units_to_duration(self.max_delay)
+    }
+
+    fn units_to_duration(&self, units: i64) -> Duration {
         if self.clock_rate == 0 {
             return Duration::ZERO;
         }
-        Duration::from_nanos((self.target.max(0) as u64).saturating_mul(1_000_000_000) / u64::from(self.clock_rate))
+        Duration::from_nanos((units.max(0) as u64).saturating_mul(1_000_000_000) / u64::from(self.clock_rate))
+    }
+
+    /// Current target delay between a base packet's arrival and its playout.
+    pub fn target_delay(&self) -> Duration {
+        self.units_to_duration(self.target)
     }
 
     pub fn len(&self) -> usize {
