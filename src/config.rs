@@ -20,6 +20,12 @@ pub enum ConfigError {
     Timers { t1: u64, t2: u64, t4: u64 },
     #[error("opus-complexity {0}: expected 0..=10")]
     OpusComplexity(u8),
+    #[error("rtcp-interval-ms {0}: expected 500..=60000 (RFC 3550 §6.2 recommends 5000)")]
+    RtcpInterval(u64),
+    #[error("rtcp-xr {0:?}: expected \"negotiated\", \"always\" or \"never\"")]
+    RtcpXr(String),
+    #[error("vq-collector: {0}")]
+    VqCollector(#[from] crate::sip::TargetError),
     #[error("voice-dir {path}: {source}")]
     VoiceDir { path: PathBuf, source: std::io::Error },
 }
@@ -44,6 +50,10 @@ pub struct ConfigFile {
     pub sip_t4_ms: Option<u64>,
     /// libopus encoder complexity 0..=10 (default 5: the CPU a busy server can afford per call).
     pub opus_complexity: Option<u8>,
+    /// RFC 3550 §6.2 minimum RTCP interval in ms (default 5000).
+    pub rtcp_interval_ms: Option<u64>,
+    /// When RTCP XR is sent: `negotiated` (the peer's SDP had `a=rtcp-xr`, default), `always`, `never`.
+    pub rtcp_xr: Option<String>,
 }
 
 impl ConfigFile {
@@ -69,6 +79,8 @@ impl ConfigFile {
             sip_t2_ms: flags.sip_t2_ms.or(self.sip_t2_ms),
             sip_t4_ms: flags.sip_t4_ms.or(self.sip_t4_ms),
             opus_complexity: flags.opus_complexity.or(self.opus_complexity),
+            rtcp_interval_ms: flags.rtcp_interval_ms.or(self.rtcp_interval_ms),
+            rtcp_xr: flags.rtcp_xr.or(self.rtcp_xr),
         }
     }
 }
@@ -87,6 +99,44 @@ pub struct ServeConfig {
     pub timers: crate::sip::TimerConfig,
     /// Opus encoder settings (complexity from `opus-complexity`).
     pub opus: rms_filters::codec::OpusConfig,
+    pub rtcp: RtcpSettings,
+    /// Where RFC 6035 reports go at each leg's end (`--vq-collector sip:HOST:PORT`).
+    pub vq_collector: Option<crate::sip::Target>,
+}
+
+/// How legs send RTCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtcpSettings {
+    /// RFC 3550 §6.2 Tmin.
+    pub min_interval: std::time::Duration,
+    pub xr: XrPolicy,
+}
+
+impl Default for RtcpSettings {
+    fn default() -> Self {
+        Self { min_interval: std::time::Duration::from_secs(5), xr: XrPolicy::Negotiated }
+    }
+}
+
+/// When RTCP XR (RFC 3611) is sent to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XrPolicy {
+    /// Only when the peer's SDP has `a=rtcp-xr` (RFC 3611 §5.1).
+    Negotiated,
+    /// Always (peers that do not know XR skip the packet, RFC 3550 §6.1 / RFC 3611 §1).
+    Always,
+    Never,
+}
+
+impl XrPolicy {
+    /// Whether a leg whose peer did (not) negotiate XR gets it.
+    pub fn sends(self, negotiated: bool) -> bool {
+        match self {
+            XrPolicy::Negotiated => negotiated,
+            XrPolicy::Always => true,
+            XrPolicy::Never => false,
+        }
+    }
 }
 
 impl ServeConfig {
@@ -122,7 +172,25 @@ impl ServeConfig {
             }
             opus.complexity = c;
         }
+        let mut rtcp = RtcpSettings::default();
+        if let Some(ms) = file.rtcp_interval_ms {
+            if !(500..=60_000).contains(&ms) {
+                return Err(ConfigError::RtcpInterval(ms));
+            }
+            rtcp.min_interval = std::time::Duration::from_millis(ms);
+        }
+        if let Some(xr) = &file.rtcp_xr {
+            rtcp.xr = match xr.as_str() {
+                "negotiated" => XrPolicy::Negotiated,
+                "always" => XrPolicy::Always,
+                "never" => XrPolicy::Never,
+                _ => return Err(ConfigError::RtcpXr(xr.clone())),
+            };
+        }
+        let vq_collector = file.vq_collector.as_deref().map(crate::sip::parse_target).transpose()?;
         Ok(Self {
+            rtcp,
+            vq_collector,
             timers,
             opus,
             listen,
@@ -179,5 +247,28 @@ mod tests {
         assert!(matches!(ServeConfig::from_file(bad_opus), Err(ConfigError::OpusComplexity(11))));
         let opus = ConfigFile { opus_complexity: Some(9), ..ConfigFile::default() };
         assert_eq!(ServeConfig::from_file(opus).unwrap().opus.complexity, 9);
+    }
+
+    #[test]
+    fn rtcp_and_vq_settings_are_checked() {
+        let d = ServeConfig::from_file(ConfigFile::default()).unwrap();
+        assert_eq!(d.rtcp, RtcpSettings { min_interval: std::time::Duration::from_secs(5), xr: XrPolicy::Negotiated });
+        assert!(d.vq_collector.is_none());
+        let file: ConfigFile = toml::from_str(
+            "rtcp-interval-ms = 1000\nrtcp-xr = \"always\"\nvq-collector = \"sip:collector@127.0.0.1:5090\"\n",
+        )
+        .unwrap();
+        let c = ServeConfig::from_file(file).unwrap();
+        assert_eq!(c.rtcp.min_interval, std::time::Duration::from_secs(1));
+        assert!(c.rtcp.xr.sends(false));
+        assert_eq!(c.vq_collector.unwrap().dest, "127.0.0.1:5090".parse().unwrap());
+        for bad in [
+            ConfigFile { rtcp_interval_ms: Some(100), ..ConfigFile::default() },
+            ConfigFile { rtcp_xr: Some("sometimes".into()), ..ConfigFile::default() },
+            ConfigFile { vq_collector: Some("collector.example.com".into()), ..ConfigFile::default() },
+        ] {
+            assert!(ServeConfig::from_file(bad).is_err());
+        }
+        assert!(!XrPolicy::Never.sends(true) && XrPolicy::Negotiated.sends(true) && !XrPolicy::Negotiated.sends(false));
     }
 }

@@ -65,6 +65,15 @@ struct ServeArgs {
     /// libopus encoder complexity, 0 (cheapest) to 10 [default: 5]
     #[arg(long)]
     opus_complexity: Option<u8>,
+    /// Minimum RTCP report interval in ms, randomised per RFC 3550 §6.2 [default: 5000]
+    #[arg(long)]
+    rtcp_interval_ms: Option<u64>,
+    /// Send RTCP XR (RFC 3611): negotiated (peer's SDP has a=rtcp-xr), always, never [default: negotiated]
+    #[arg(long)]
+    rtcp_xr: Option<String>,
+    /// Send an RFC 6035 vq-rtcpxr PUBLISH per leg at call end to this collector, e.g. sip:collector@192.0.2.7:5060
+    #[arg(long)]
+    vq_collector: Option<String>,
     /// A TOML file with the same keys as these flags
     #[arg(long)]
     config: Option<PathBuf>,
@@ -97,11 +106,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         voice_dir: args.voice_dir,
         http: args.http,
         call_log: args.call_log,
-        vq_collector: None,
+        vq_collector: args.vq_collector,
         sip_t1_ms: args.sip_t1_ms,
         sip_t2_ms: args.sip_t2_ms,
         sip_t4_ms: args.sip_t4_ms,
         opus_complexity: args.opus_complexity,
+        rtcp_interval_ms: args.rtcp_interval_ms,
+        rtcp_xr: args.rtcp_xr,
     };
     let file = match &args.config {
         Some(path) => ConfigFile::load(path)?,

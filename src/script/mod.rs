@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use mlua::{HookTriggers, Lua, Table, UserData, UserDataFields, UserDataMethods, Value, VmState};
 
-use crate::session::{Action, BridgeRequest, CallView, RouteHost, RouteName, ScriptError};
+use crate::session::{Action, BridgeRequest, CallView, LegQuality, RouteHost, RouteName, ScriptError};
 
 /// Lua instructions a single route may run (checked every 10,000): tens of milliseconds of pure
 /// Lua, far beyond any sane route, and a bound on how long a runaway loop stalls signalling.
@@ -138,6 +138,18 @@ impl UserData for LuaCall {
         fields.add_field_method_get("b_codec", |_, c| Ok(c.view.b_codec.clone()));
         fields.add_field_method_get("bridge_status", |_, c| Ok(c.view.bridge_status));
         fields.add_field_method_get("bridge_reason", |_, c| Ok(c.view.bridge_reason.clone()));
+        fields.add_field_method_get("end_reason", |_, c| Ok(c.view.end_reason.clone()));
+        // `call.quality.A.mos.average`, ... (nil before the call ends).
+        fields.add_field_method_get("quality", |lua, c| {
+            if c.view.quality.is_empty() {
+                return Ok(Value::Nil);
+            }
+            let legs = lua.create_table()?;
+            for q in &c.view.quality {
+                legs.set(q.label, quality_table(lua, q)?)?;
+            }
+            Ok(Value::Table(legs))
+        });
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
@@ -185,6 +197,24 @@ impl UserData for LuaCall {
             Ok(())
         });
     }
+}
+
+/// `{label, mos = {min, min_at, max, average}, packetloss, jitter, roundtrip, samples}`; a figure not
+/// measured is nil.
+fn quality_table(lua: &Lua, q: &LegQuality) -> mlua::Result<Table> {
+    let mos = lua.create_table()?;
+    mos.set("min", q.mos_min.map(|(m, _)| m))?;
+    mos.set("min_at", q.mos_min.map(|(_, at)| at))?;
+    mos.set("max", q.mos_max)?;
+    mos.set("average", q.mos_average)?;
+    let t = lua.create_table()?;
+    t.set("label", q.label)?;
+    t.set("mos", mos)?;
+    t.set("packetloss", q.packetloss)?;
+    t.set("jitter", q.jitter)?;
+    t.set("roundtrip", q.roundtrip)?;
+    t.set("samples", q.samples)?;
+    Ok(t)
 }
 
 /// The longest ring timeout `call:bridge` takes, in seconds (a day).

@@ -1,4 +1,5 @@
 use super::*;
+use crate::session::HANGUP_ROUTE;
 
 fn view() -> CallView {
     CallView {
@@ -13,6 +14,8 @@ fn view() -> CallView {
         bridge_status: 0,
         bridge_reason: String::new(),
         b_codec: String::new(),
+        end_reason: String::new(),
+        quality: Vec::new(),
     }
 }
 
@@ -203,4 +206,47 @@ fn every_example_script_loads_and_defines_the_routes_it_names() {
             assert!(defined.iter().any(|d| d == named), "{name}: {named} is named but not defined");
         }
     }
+}
+
+#[test]
+fn the_hangup_route_reads_the_end_reason_and_each_legs_quality() {
+    let mut h = host(
+        r#"
+        event_route["rms:hangup"] = function(call)
+            local a, b = call.quality.A, call.quality.B
+            assert(call.end_reason == "caller_bye")
+            assert(a.label == "A" and a.mos.min == 3.5 and a.mos.min_at == 12.5 and a.mos.max == 4.4)
+            assert(a.mos.average == 4.1 and a.packetloss == 1.5 and a.jitter == 3.0 and a.samples == 6)
+            assert(a.roundtrip == nil and b.roundtrip == 40.0 and b.mos.min == nil and b.samples == 0)
+            call:hangup()
+        end
+        request_route = function(call) assert(call.quality == nil) end
+    "#,
+    );
+    h.run(RouteName::Request, &view()).unwrap();
+    let mut v = view();
+    v.end_reason = "caller_bye".into();
+    let a = LegQuality {
+        label: "A",
+        mos_min: Some((3.5, 12.5)),
+        mos_max: Some(4.4),
+        mos_average: Some(4.1),
+        packetloss: Some(1.5),
+        jitter: Some(3.0),
+        roundtrip: None,
+        samples: 6,
+    };
+    let b = LegQuality {
+        label: "B",
+        mos_min: None,
+        mos_max: None,
+        mos_average: None,
+        packetloss: None,
+        jitter: None,
+        roundtrip: Some(40.0),
+        samples: 0,
+    };
+    v.quality = vec![a, b];
+    let actions = h.run(RouteName::Event(HANGUP_ROUTE), &v).unwrap();
+    assert_eq!(actions, vec![Action::Hangup { code: None, reason: None }]);
 }

@@ -24,7 +24,7 @@ use crate::sdp::{
     OriginState, SessionDescription,
 };
 use crate::sip::{Body, ClientTxId, DialogEnd, DialogId, Endpoint, Method, Reply, Request, ServerTxId, SipEvent};
-pub use route::{Action, BridgeRequest, CallView, RouteHost, RouteName, ScriptError};
+pub use route::{Action, BridgeRequest, CallView, LegQuality, RouteHost, RouteName, ScriptError, HANGUP_ROUTE};
 
 /// Nested `answer` → route → ... calls stop here (a script that loops on itself).
 const MAX_ROUTE_DEPTH: usize = 8;
@@ -621,6 +621,8 @@ impl Sessions {
             bridge_status: 0,
             bridge_reason: String::new(),
             b_codec: String::new(),
+            end_reason: String::new(),
+            quality: Vec::new(),
         };
         let offer = if request.body().is_empty() {
             None

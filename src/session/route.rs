@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 /// The call's fields a script reads (`call.id`, `call.ruri`, ... and `call:header(name)`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CallView {
     pub id: String,
     pub ruri: String,
@@ -26,6 +26,28 @@ pub struct CallView {
     pub bridge_reason: String,
     /// The B-leg's negotiated codec name, empty until it answers.
     pub b_codec: String,
+    /// Why the call ended (`caller_bye`, `rms_bye`, ...), for `event_route["rms:hangup"]`; empty before.
+    pub end_reason: String,
+    /// Each leg's quality over the call (A, then B when bridged), for `rms:hangup`.
+    pub quality: Vec<LegQuality>,
+}
+
+/// One leg's quality over the call, from rms's own receive measurements: the figures rtpengine gives
+/// Kamailio as `mos_*_A` / `mos_*_B`, but for every call (no RTCP from the peer needed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LegQuality {
+    /// `A` (the caller's leg) or `B` (the bridged callee's).
+    pub label: &'static str,
+    /// Lowest interval MOS (conversational, G.107) and when it was measured (s since the call began).
+    pub mos_min: Option<(f64, f64)>,
+    pub mos_max: Option<f64>,
+    pub mos_average: Option<f64>,
+    /// Averages over the intervals: loss % (lost and discarded), jitter ms, round trip ms.
+    pub packetloss: Option<f64>,
+    pub jitter: Option<f64>,
+    pub roundtrip: Option<f64>,
+    /// Intervals measured.
+    pub samples: u64,
 }
 
 impl CallView {
@@ -80,6 +102,9 @@ pub enum RouteName<'a> {
     /// `event_route["name"]`.
     Event(&'a str),
 }
+
+/// The route run for every call that ends, with `call.end_reason` and `call.quality` set.
+pub const HANGUP_ROUTE: &str = "rms:hangup";
 
 impl std::fmt::Display for RouteName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
