@@ -82,6 +82,16 @@ struct TickOutput {
     events: Vec<MediaEvent>,
 }
 
+/// The next output that is not an RTCP report (legs report RTCP, and say BYE when destroyed).
+fn poll_event(c: &mut MediaCoordinator) -> Option<MediaOutput> {
+    loop {
+        match c.poll_output()? {
+            MediaOutput::Transmit { socket: LegSocket::Rtcp, .. } => continue,
+            other => return Some(other),
+        }
+    }
+}
+
 /// Runs `ticks` ticks of virtual time from `first`, collecting outputs per tick.
 fn run_ticks(c: &mut MediaCoordinator, first: u64, ticks: u64) -> Vec<TickOutput> {
     (first..first + ticks)
@@ -275,7 +285,7 @@ fn unreadable_unsupported_or_corrupt_files_give_an_error_event_naming_the_file()
     c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg, media: pcmu(remote()) });
     for (token, file) in [&missing, &text, &garbage_mp3, &odd_rate].into_iter().enumerate() {
         c.handle_cmd(Duration::ZERO, MediaCmd::Play { leg, file: file.clone(), loops: 1, token: token as u64 });
-        match c.poll_output() {
+        match poll_event(&mut c) {
             Some(MediaOutput::Event(MediaEvent::PlayFailed { token: t, error, .. })) => {
                 assert_eq!(t, token as u64);
                 let name = file.file_name().expect("name").to_string_lossy().to_string();
@@ -287,7 +297,7 @@ fn unreadable_unsupported_or_corrupt_files_give_an_error_event_naming_the_file()
     assert!(matches!(
         {
             c.handle_cmd(Duration::ZERO, MediaCmd::Play { leg, file: missing.clone(), loops: 1, token: 9 });
-            c.poll_output()
+            poll_event(&mut c)
         },
         Some(MediaOutput::Event(MediaEvent::PlayFailed { error: FileError::Open { .. }, .. }))
     ));
@@ -340,7 +350,7 @@ fn garbage_rtp_is_counted_bad_formatted_and_dropped() {
     c.handle_rtp(TICK * 8, LegId(99), from, &good);
     run_ticks(&mut c, 0, 20);
     c.handle_cmd(TICK * 20, MediaCmd::DestroyLeg { leg });
-    match c.poll_output() {
+    match poll_event(&mut c) {
         Some(MediaOutput::Event(MediaEvent::LegClosed { report, .. })) => {
             assert_eq!(report.received.bad_formatted, 3);
             assert_eq!(report.received.packets, 5, "duplicates count as received (RFC 3550 A.3)");
@@ -392,7 +402,7 @@ fn recording_decodes_what_the_leg_receives_in_order() {
         while c.poll_output().is_some() {}
     }
     c.handle_cmd(TICK * 200, MediaCmd::DestroyLeg { leg });
-    let report = match c.poll_output() {
+    let report = match poll_event(&mut c) {
         Some(MediaOutput::Event(MediaEvent::LegClosed { report, .. })) => report,
         other => panic!("{other:?}"),
     };
@@ -444,11 +454,11 @@ fn every_play_gets_its_play_done_even_when_the_leg_ends_first() {
     run_ticks(&mut c, 0, 10);
     c.handle_cmd(TICK * 10, MediaCmd::DestroyLeg { leg });
     assert!(matches!(
-        c.poll_output(),
+        poll_event(&mut c),
         Some(MediaOutput::Event(MediaEvent::PlayDone { token: 5, completed: false, .. }))
     ));
-    assert!(matches!(c.poll_output(), Some(MediaOutput::Event(MediaEvent::LegClosed { .. }))));
-    assert!(c.poll_output().is_none());
+    assert!(matches!(poll_event(&mut c), Some(MediaOutput::Event(MediaEvent::LegClosed { .. }))));
+    assert!(poll_event(&mut c).is_none());
 }
 
 #[test]
@@ -477,13 +487,13 @@ fn update_leg_changes_ptime_and_refuses_a_codec_change_or_second_recording() {
     pcma.payload_type = 8;
     c.handle_cmd(TICK * 24, MediaCmd::UpdateLeg { leg, media: pcma });
     assert!(matches!(
-        c.poll_output(),
+        poll_event(&mut c),
         Some(MediaOutput::Event(MediaEvent::CommandFailed { error: MediaError::CodecChange(LegId(1)), .. }))
     ));
     c.handle_cmd(TICK * 24, MediaCmd::Record { leg, file: temp_path("rec-a.wav") });
     c.handle_cmd(TICK * 24, MediaCmd::Record { leg, file: temp_path("rec-b.wav") });
     assert!(matches!(
-        c.poll_output(),
+        poll_event(&mut c),
         Some(MediaOutput::Event(MediaEvent::CommandFailed { error: MediaError::AlreadyRecording(LegId(1)), .. }))
     ));
 }
@@ -493,14 +503,14 @@ fn commands_for_unknown_legs_or_bad_ptime_fail_cleanly() {
     let mut c = MediaCoordinator::new(6, Box::new(NoClock));
     c.handle_cmd(Duration::ZERO, MediaCmd::StopPlay { leg: LegId(5) });
     assert!(matches!(
-        c.poll_output(),
+        poll_event(&mut c),
         Some(MediaOutput::Event(MediaEvent::CommandFailed { error: MediaError::NoSuchLeg(LegId(5)), .. }))
     ));
     let mut media = pcmu(remote());
     media.ptime_ms = 25;
     c.handle_cmd(Duration::ZERO, MediaCmd::CreateLeg { leg: LegId(1), media });
     assert!(matches!(
-        c.poll_output(),
+        poll_event(&mut c),
         Some(MediaOutput::Event(MediaEvent::CommandFailed { error: MediaError::BadPtime(25), .. }))
     ));
     assert_eq!(c.leg_count(), 0);

@@ -11,9 +11,14 @@ use rms_filters::nodes::rtp_send::SendStats;
 use rms_filters::nodes::{BridgeIn, BridgeMap, BridgeOut, EventMap, FilePlayer, Recorder, RtpRecv, RtpSend};
 use rms_filters::{FilterEvent, Frame, Graph, GraphError, RtpFrame, UsageClock, UsageTable};
 
+use rms_filters::rtp::rtcp::{is_rtcp, NtpTimestamp};
+use rms_filters::rtp::session::{RtcpConfig, RtcpSession, RtcpSummary};
+use rms_filters::rtp::stats::SourceStats;
+
 use super::leg::{BridgeEnd, Leg};
 use super::prompt_cache::{PromptCache, PromptCacheLimits};
 use super::{BridgeMode, LegId, LegMedia, LegSocket, MediaCmd, MediaEvent, MediaOutput, TickSchedule, TickStats};
+use crate::config::RtcpSettings;
 
 /// Why a media command or a leg failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +56,16 @@ pub struct LegReport {
     pub received: RecvStats,
     pub usage: UsageTable,
     pub ticks: u64,
+    /// Our SSRC, and the received source's with its interarrival jitter (RFC 3550 A.8, timestamp units).
+    pub local_ssrc: u32,
+    pub remote_ssrc: Option<u32>,
+    pub received_jitter: Option<u32>,
+    /// RTCP counters, the quality of each interval, the last XR VoIP metrics both ways.
+    pub rtcp: RtcpSummary,
 }
 
 impl std::fmt::Display for LegReport {
-    /// The seed's two blocks: oRTP's "RTP STATISTICS" (RTCP counters join with the RTCP issue) and
+    /// The seed's two blocks: oRTP's "RTP STATISTICS" (with the RTCP counters and the E-model MOS) and
     /// mediastreamer2's "FILTER USAGE STATISTICS".
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (s, r) = (&self.sent, &self.received);
@@ -73,6 +84,23 @@ impl std::fmt::Display for LegReport {
         writeln!(f, "{:<40} {} packets", "incoming unknown payload type", r.unknown_payload_type)?;
         writeln!(f, "{:<40} {} packets", "incoming telephone-events malformed", r.bad_events)?;
         writeln!(f, "{:<40} {} packets", "incoming telephone-events not relayed", r.events_dropped)?;
+        let c = &self.rtcp.counters;
+        writeln!(f, "{:<40} {} packets", "sent rtcp", c.sent_packets)?;
+        writeln!(f, "{:<40} {} bytes", "", c.sent_bytes)?;
+        writeln!(f, "{:<40} {} packets", "received rtcp", c.received_packets)?;
+        writeln!(f, "{:<40} {} bytes", "", c.received_bytes)?;
+        writeln!(f, "{:<40} {} packets", "incoming rtcp bad formatted", c.malformed)?;
+        let q = &self.rtcp.quality;
+        if let (Some(min), Some(max), Some(avg)) = (q.mos_min(), q.mos_max(), q.mos_avg()) {
+            writeln!(
+                f,
+                "{:<40} avg {avg:.2}, min {:.2}, max {:.2} ({} intervals)",
+                "MOS (E-model)",
+                min.mos,
+                max.mos,
+                q.count()
+            )?;
+        }
         writeln!(f, "=====")?;
         write!(f, "{}", self.usage)
     }
@@ -90,7 +118,13 @@ pub struct MediaCoordinator {
     rng: fastrand::Rng,
     clock: Box<dyn UsageClock + Send>,
     prompts: PromptCache,
+    rtcp: RtcpSettings,
+    /// Unix time of `now == 0`.
+    wall_clock: Duration,
 }
+
+/// The wall clock until the runtime sets it: a fixed instant, so virtual-time runs are repeatable.
+const DEFAULT_WALL_CLOCK: Duration = Duration::from_secs(1_790_000_000);
 
 impl MediaCoordinator {
     /// `seed` drives SSRCs and initial sequence numbers and timestamps; `clock` times filters for the
@@ -105,6 +139,8 @@ impl MediaCoordinator {
             rng: fastrand::Rng::with_seed(seed),
             clock,
             prompts: PromptCache::new(PromptCacheLimits::default()),
+            rtcp: RtcpSettings::default(),
+            wall_clock: DEFAULT_WALL_CLOCK,
         }
     }
 
@@ -114,7 +150,7 @@ impl MediaCoordinator {
         self.prompts = PromptCache::new(limits);
     }
 
-    pub fn handle_cmd(&mut self, _now: Duration, cmd: MediaCmd) {
+    pub fn handle_cmd(&mut self, now: Duration, cmd: MediaCmd) {
         let leg = match &cmd {
             MediaCmd::CreateLeg { leg, .. }
             | MediaCmd::UpdateLeg { leg, .. }
@@ -127,7 +163,7 @@ impl MediaCoordinator {
         };
         // Commands open and probe files (Play, Record): a decoder bug must not take the media thread
         // and every call with it.
-        let result = catch_unwind(AssertUnwindSafe(|| self.apply(cmd)));
+        let result = catch_unwind(AssertUnwindSafe(|| self.apply(now, cmd)));
         match result {
             Ok(Ok(())) => {}
             Ok(Err(error)) => self.event(MediaEvent::CommandFailed { leg, error }),
@@ -135,7 +171,7 @@ impl MediaCoordinator {
                 let error = MediaError::Panicked { message: panic_message(&panic) };
                 tracing::error!(?leg, %error, "media command panicked; tearing the leg down");
                 if let Some(l) = self.legs.remove(&leg) {
-                    self.close(leg, l, Some(error));
+                    self.close(now, leg, l, Some(error));
                 } else {
                     self.event(MediaEvent::CommandFailed { leg, error });
                 }
@@ -144,15 +180,40 @@ impl MediaCoordinator {
     }
 
     /// A datagram arrived on `leg`'s RTP socket. Unknown legs (a late packet after teardown) are dropped.
-    pub fn handle_rtp(&mut self, now: Duration, leg: LegId, _from: SocketAddr, bytes: &[u8]) {
+    pub fn handle_rtp(&mut self, now: Duration, leg: LegId, from: SocketAddr, bytes: &[u8]) {
         let Some(l) = self.legs.get_mut(&leg) else { return };
+        // RFC 5761 §4: on a muxed port, RTCP is told from RTP by its packet type.
+        if l.media.rtcp.mux && is_rtcp(bytes) {
+            self.handle_rtcp(now, leg, from, bytes);
+            return;
+        }
         if let Some(recv) = l.rx.filter_mut::<RtpRecv>(l.recv) {
             recv.push_datagram(now, bytes);
         }
     }
 
-    /// A datagram arrived on `leg`'s RTCP socket (or, muxed, on its RTP socket).
-    pub fn handle_rtcp(&mut self, _now: Duration, _leg: LegId, _from: SocketAddr, _bytes: &[u8]) {}
+    /// A datagram arrived on `leg`'s RTCP socket (or, muxed, on its RTP socket). Malformed ones are
+    /// counted and ignored by the leg's RTCP session.
+    pub fn handle_rtcp(&mut self, now: Duration, leg: LegId, _from: SocketAddr, bytes: &[u8]) {
+        let ntp = self.ntp(now);
+        let Some(l) = self.legs.get_mut(&leg) else { return };
+        let ssrc = l.ssrc();
+        l.rtcp.receive(now, ntp, bytes, ssrc);
+    }
+
+    /// RTCP settings for legs created from now on (and XR for legs updated).
+    pub fn set_rtcp(&mut self, settings: RtcpSettings) {
+        self.rtcp = settings;
+    }
+
+    /// The wall-clock time (since the Unix epoch) of `now == 0`, for RTCP's NTP timestamps.
+    pub fn set_wall_clock(&mut self, unix_at_zero: Duration) {
+        self.wall_clock = unix_at_zero;
+    }
+
+    fn ntp(&self, now: Duration) -> NtpTimestamp {
+        NtpTimestamp::from_unix(self.wall_clock + now)
+    }
 
     /// Run every tick due by `now`. Returns how many ran.
     pub fn tick(&mut self, now: Duration) -> usize {
@@ -206,7 +267,7 @@ impl MediaCoordinator {
         self.legs.keys().copied()
     }
 
-    fn apply(&mut self, cmd: MediaCmd) -> Result<(), MediaError> {
+    fn apply(&mut self, now: Duration, cmd: MediaCmd) -> Result<(), MediaError> {
         match cmd {
             MediaCmd::CreateLeg { leg, media } => {
                 if self.legs.contains_key(&leg) {
@@ -214,7 +275,15 @@ impl MediaCoordinator {
                 }
                 check_ptime(media.ptime_ms)?;
                 let ids = (self.rng.u32(..), self.rng.u16(..), self.rng.u32(..));
-                self.legs.insert(leg, Leg::new(leg, media, ids)?);
+                let config = RtcpConfig {
+                    min_interval: self.rtcp.min_interval,
+                    xr: self.rtcp.xr.sends(media.rtcp.xr),
+                    // RFC 7022 §4.2: a random CNAME per session, long enough to be unique.
+                    cname: format!("rms-{:016x}{:08x}", self.rng.u64(..), self.rng.u32(..)),
+                    ..RtcpConfig::new(String::new())
+                };
+                let rtcp = RtcpSession::new(config, now, self.rng.u64(..));
+                self.legs.insert(leg, Leg::new(leg, media, ids, rtcp)?);
             }
             MediaCmd::UpdateLeg { leg, media } => {
                 check_ptime(media.ptime_ms)?;
@@ -223,6 +292,7 @@ impl MediaCoordinator {
                     return Err(MediaError::CodecChange(leg));
                 }
                 l.apply_media(media);
+                l.rtcp.set_xr(self.rtcp.xr.sends(media.rtcp.xr));
                 if let Some(end) = l.bridge {
                     // A new ptime may turn a relay into a transcode or back; new payload types remap.
                     let mode = self.configure_bridge(leg, end.peer)?;
@@ -283,7 +353,7 @@ impl MediaCoordinator {
             }
             MediaCmd::DestroyLeg { leg } => {
                 let l = self.legs.remove(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
-                self.close(leg, l, None);
+                self.close(now, leg, l, None);
             }
         }
         Ok(())
@@ -429,14 +499,24 @@ impl MediaCoordinator {
         for (leg, error) in failed {
             tracing::error!(?leg, %error, "media graph failed; tearing the leg down");
             if let Some(l) = self.legs.remove(&leg) {
-                self.close(leg, l, Some(error));
+                self.close(now, leg, l, Some(error));
+            }
+        }
+        // RTCP reports due (RFC 3550 §6.2): after the graphs, so the figures include this tick.
+        let ntp = self.ntp(now);
+        for (&id, leg) in &mut self.legs {
+            if now < leg.rtcp.next_report() {
+                continue;
+            }
+            if let Some((socket, dest, payload)) = leg.rtcp_report(now, ntp, false) {
+                self.outputs.push_back(MediaOutput::Transmit { leg: id, socket, dest, payload });
             }
         }
     }
 
     /// Report a leg's end: an interrupted play first (every play gets its `PlayDone`), then
     /// `LegClosed`, or `LegFailed` when `error` says why it ended. The leg it was bridged to stays, silent.
-    fn close(&mut self, leg: LegId, mut l: Leg, error: Option<MediaError>) {
+    fn close(&mut self, now: Duration, leg: LegId, mut l: Leg, error: Option<MediaError>) {
         if let Some(end) = l.bridge {
             if let Err(e) = self.unbridge(leg, end.peer) {
                 tracing::error!(leg = ?end.peer, error = %e, "cannot unbridge the leg left alone");
@@ -444,6 +524,10 @@ impl MediaCoordinator {
         }
         if let Some(token) = l.playing.take() {
             self.event(MediaEvent::PlayDone { leg, token, completed: false });
+        }
+        // RFC 3550 §6.6: a last report and BYE; it also measures the last, partial interval.
+        if let Some((socket, dest, payload)) = l.rtcp_report(now, self.ntp(now), true) {
+            self.outputs.push_back(MediaOutput::Transmit { leg, socket, dest, payload });
         }
         let report = report(&l);
         match error {
@@ -511,11 +595,17 @@ fn check_ptime(ptime_ms: u32) -> Result<(), MediaError> {
 /// Statistics and filter usage of both of the leg's graphs.
 fn report(leg: &Leg) -> LegReport {
     let rows = leg.rx.usage().rows.into_iter().chain(leg.tx.usage().rows);
+    let recv = leg.rx.filter::<RtpRecv>(leg.recv);
+    let source = recv.and_then(|r| r.source(r.current_ssrc()?));
     LegReport {
         sent: leg.tx.filter::<RtpSend>(leg.send).map(RtpSend::stats).unwrap_or_default(),
-        received: leg.rx.filter::<RtpRecv>(leg.recv).map(RtpRecv::stats).unwrap_or_default(),
+        received: recv.map(RtpRecv::stats).unwrap_or_default(),
         usage: UsageTable::new(rows.map(|r| (r.name, r.stats))),
         ticks: leg.tx.ticks(),
+        local_ssrc: leg.ssrc(),
+        remote_ssrc: source.map(SourceStats::ssrc),
+        received_jitter: source.map(SourceStats::jitter),
+        rtcp: leg.rtcp.summary().clone(),
     }
 }
 

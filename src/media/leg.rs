@@ -24,7 +24,14 @@ use rms_filters::nodes::{
 };
 use rms_filters::{Filter, Graph, GraphError, NodeId};
 
-use super::{BridgeMode, LegId, LegMedia, MediaError};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rms_filters::rtp::quality;
+use rms_filters::rtp::rtcp::NtpTimestamp;
+use rms_filters::rtp::session::{JitterBufferFigures, ReceiverInputs, ReportInputs, RtcpSession, SenderInputs};
+
+use super::{BridgeMode, LegId, LegMedia, LegSocket, MediaError};
 
 /// `from:out → to:in`.
 type Link = (NodeId, usize, NodeId, usize);
@@ -68,12 +75,13 @@ pub(super) struct Leg {
     pub playing: Option<u64>,
     rx_links: Vec<Link>,
     tx_links: Vec<Link>,
+    pub rtcp: RtcpSession,
 }
 
 impl Leg {
     /// The own recipe, silent until something plays. `ids` are the SSRC, first sequence number and
     /// first timestamp (random, RFC 3550 §5.1).
-    pub fn new(id: LegId, media: LegMedia, ids: (u32, u16, u32)) -> Result<Self, MediaError> {
+    pub fn new(id: LegId, media: LegMedia, ids: (u32, u16, u32), rtcp: RtcpSession) -> Result<Self, MediaError> {
         let codec = media.codec;
         media.codec.decoder_with(&media.params)?;
         let mut rx = Graph::new();
@@ -102,6 +110,7 @@ impl Leg {
             playing: None,
             rx_links: Vec::new(),
             tx_links: Vec::new(),
+            rtcp,
         };
         leg.apply_media(media);
         leg.wire()?;
@@ -123,6 +132,92 @@ impl Leg {
             recv.set_payload_types(media.payload_type, media.telephone_event);
         }
         self.media = media;
+    }
+
+    /// Our SSRC (RFC 3550 §8: one per leg, as our RTCP names it).
+    pub fn ssrc(&self) -> u32 {
+        self.tx.filter::<RtpSend>(self.send).map_or(0, RtpSend::ssrc)
+    }
+
+    /// The RTCP report due (or, with `bye`, the last one and BYE), with where it goes: the peer's RTCP
+    /// address, from the RTCP socket or, muxed, from the RTP one. `None` when the peer's address is
+    /// unspecified (legacy hold) or the report cannot be written; either way the interval is sampled.
+    pub fn rtcp_report(
+        &mut self,
+        now: Duration,
+        ntp: NtpTimestamp,
+        bye: bool,
+    ) -> Option<(LegSocket, SocketAddr, Vec<u8>)> {
+        let inputs = self.report_inputs();
+        let result = if bye { self.rtcp.bye(now, ntp, &inputs) } else { self.rtcp.report(now, ntp, &inputs) };
+        let bytes = match result {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::warn!(%error, "cannot write an RTCP report");
+                return None;
+            }
+        };
+        let rtcp = self.media.rtcp;
+        if rtcp.remote.ip().is_unspecified() || rtcp.remote.port() == 0 {
+            return None;
+        }
+        let socket = if rtcp.mux { LegSocket::Rtp } else { LegSocket::Rtcp };
+        Some((socket, rtcp.remote, bytes))
+    }
+
+    /// What a report needs from the graphs: our sending figures, and the received source's, taking its
+    /// interval figures (RFC 3550 A.3 fraction lost, RFC 3611 §4.6 summary) so the next interval starts.
+    fn report_inputs(&mut self) -> ReportInputs {
+        let sender = self.tx.filter::<RtpSend>(self.send).map_or(SenderInputs::default(), |send| {
+            let stats = send.stats();
+            SenderInputs {
+                ssrc: send.ssrc(),
+                packets: stats.packets,
+                payload_octets: stats.payload_bytes,
+                rtp_timestamp: send.timeline_now(),
+            }
+        });
+        let ptime_ms = self.media.ptime_ms;
+        let receiver = self.rx.filter_mut::<RtpRecv>(self.recv).and_then(|recv| {
+            let reception = recv.report()?;
+            let buffered = recv.playout() == Playout::Buffered;
+            let ms = |d: Duration| d.as_millis().min(u128::from(u16::MAX)) as u16;
+            let jb = recv.jitter_buffer();
+            let jitter_buffer = if buffered {
+                JitterBufferFigures {
+                    nominal_ms: ms(jb.target_delay()),
+                    maximum_ms: ms(jb.max_delay()),
+                    abs_max_ms: ms(jb.max_delay()),
+                    adaptive: true,
+                }
+            } else {
+                // Relayed at once: no playout delay here (the far end buffers).
+                JitterBufferFigures::default()
+            };
+            let stats = recv.stats();
+            let burst_gap = recv.burst_gap().metrics(f64::from(ptime_ms));
+            let clock_rate = recv.clock_rate();
+            let source = recv.current_source_mut()?;
+            Some(ReceiverInputs {
+                reception,
+                expected: source.expected(),
+                lost: source.cumulative_lost(),
+                discarded: stats.late + stats.discarded,
+                interval: source.take_interval_summary(),
+                burst_gap,
+                clock_rate,
+                jitter_buffer,
+                levels: None,
+            })
+        });
+        ReportInputs {
+            sender,
+            receiver,
+            // The listener's decoder conceals loss: ours when we decode, the far end's when we relay.
+            impairment: quality::impairment(self.media.codec, true),
+            packet_ms: ptime_ms,
+            plc: self.decoder.is_some(),
+        }
     }
 
     pub fn mode(&self) -> Option<BridgeMode> {

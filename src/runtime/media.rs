@@ -24,6 +24,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use rms_filters::clock::TscClock;
 use tokio::sync::mpsc;
 
+use crate::config::RtcpSettings;
 use crate::media::{LegId, LegSocket, MediaCmd, MediaCoordinator, MediaEvent, MediaOutput, TickStats};
 
 /// Read buffer: the largest UDP payload, so no datagram is ever truncated.
@@ -96,12 +97,18 @@ pub struct MediaThread {
 }
 
 impl MediaThread {
-    /// Start the thread. Events come back on the returned receiver.
+    /// Start the thread with the default RTCP settings. Events come back on the returned receiver.
     pub fn spawn(seed: u64) -> std::io::Result<(Self, mpsc::UnboundedReceiver<MediaEvent>)> {
+        Self::spawn_with(seed, RtcpSettings::default())
+    }
+
+    /// Start the thread; legs report RTCP with `rtcp`.
+    pub fn spawn_with(seed: u64, rtcp: RtcpSettings) -> std::io::Result<(Self, mpsc::UnboundedReceiver<MediaEvent>)> {
         let (req_tx, req_rx) = crossbeam_channel::unbounded();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let join = std::thread::Builder::new().name("rms-media".into()).spawn(move || {
-            let coordinator = MediaCoordinator::new(seed, Box::new(TscClock::new()));
+            let mut coordinator = MediaCoordinator::new(seed, Box::new(TscClock::new()));
+            coordinator.set_rtcp(rtcp);
             match MediaLoop::new(coordinator, req_rx, ev_tx) {
                 Ok(media_loop) => media_loop.run(),
                 Err(e) => tracing::error!(error = %e, "cannot start the media loop"),
@@ -170,6 +177,10 @@ impl MediaLoop {
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> std::io::Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let mut coordinator = coordinator;
+        // RTCP's NTP timestamps: the wall clock at the loop's `now == 0`.
+        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        coordinator.set_wall_clock(unix);
         Ok(Self {
             coordinator,
             requests,

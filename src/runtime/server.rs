@@ -164,7 +164,7 @@ impl SignallingApp for ServerApp {
 
     fn begin_shutdown(&mut self, now: Duration, endpoint: &mut Endpoint) {
         tracing::info!(calls = self.sessions.counts().calls, "shutting down: ending calls");
-        self.sessions.shutdown(now, endpoint, &mut self.ports);
+        self.sessions.shutdown(now, endpoint, &mut self.host, &mut self.ports);
         self.pump();
     }
 
@@ -201,8 +201,12 @@ impl Server {
             // installed then.
             let _ = super::http::prometheus();
         }
-        let (media, events) = MediaThread::spawn(fastrand::u64(..))
+        let (media, events) = MediaThread::spawn_with(fastrand::u64(..), config.rtcp)
             .map_err(|source| ServeError::Bind { what: "media thread".into(), source })?;
+        // The signalling task's clock starts right after this; the call log's and quality reports'
+        // absolute times are off by that much (well under a millisecond).
+        #[allow(clippy::disallowed_methods)] // the runtime owns the wall clock
+        let epoch = std::time::SystemTime::now();
         let sessions = Sessions::new(
             SessionConfig {
                 media_ip: config.media_ip,
@@ -210,15 +214,14 @@ impl Server {
                 codecs: crate::sdp::codecs::KNOWN.to_vec(),
                 telephone_event: true,
                 opus: config.opus,
+                vq_collector: config.vq_collector.clone(),
+                epoch,
             },
             fastrand::u64(..),
         );
-        // The signalling task's clock starts right after this; the call log's absolute times are
-        // off by that much (well under a millisecond).
-        #[allow(clippy::disallowed_methods)] // the runtime owns the wall clock
         let call_log = match &config.call_log {
             Some(path) => Some(
-                CallLog::open(path, std::time::SystemTime::now())
+                CallLog::open(path, epoch)
                     .map_err(|source| ServeError::Bind { what: format!("call log {}", path.display()), source })?,
             ),
             None => None,

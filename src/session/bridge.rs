@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use rms_filters::codec::CodecKind;
 
-use super::{BLeg, BState, BridgeRequest, CallState, EndReason, LegSdp, Sessions, Side, DEFAULT_RING_TIMEOUT};
+use super::{
+    vq_leg, BLeg, BState, BridgeRequest, CallState, EndReason, LegSdp, Sessions, Side, VqIds, DEFAULT_RING_TIMEOUT,
+};
 use crate::media::MediaCmd;
 use crate::sdp::{build_offer, negotiate_answer, negotiate_offer_answer, OriginState, SessionDescription};
 use crate::session::{RouteHost, RouteName, RtpPorts};
@@ -82,8 +84,8 @@ impl Sessions {
         let out = OutgoingRequest {
             method: Method::Invite,
             uri: target.uri,
-            from,
-            to,
+            from: from.clone(),
+            to: to.clone(),
             dest: target.dest,
             transport: target.transport,
             headers: request.headers.clone(),
@@ -95,7 +97,17 @@ impl Sessions {
         sdp.our_offer = Some(offer);
         let ring_deadline = now.saturating_add(request.timeout.unwrap_or(DEFAULT_RING_TIMEOUT));
         tracing::info!(call = %call.view.id, target = %request.target, "bridging: B-leg INVITE sent");
-        call.b = Some(BLeg { request, tx, state: BState::Calling, dialog: None, sdp, ring_deadline });
+        call.b = Some(BLeg {
+            request,
+            tx,
+            state: BState::Calling,
+            dialog: None,
+            established: None,
+            from,
+            to,
+            sdp,
+            ring_deadline,
+        });
         call.joined = false;
         call.bridged_route_ran = false;
         call.view.bridge_status = 0;
@@ -230,6 +242,7 @@ impl Sessions {
         let _ = ep.ack(&dialog, cseq, None);
         b.state = BState::Answered;
         b.dialog = Some(dialog.clone());
+        b.established = Some(dialog.clone());
         let deadline = b.ring_deadline;
         // After early media a 2xx without SDP keeps the 183's answer.
         let keep_early_answer = b.sdp.media_running && response.body().is_empty();
@@ -411,8 +424,21 @@ impl Sessions {
 
     /// Forget a B-leg: cancel or hang up what is still alive, release its port or media.
     pub(super) fn drop_b(&mut self, id: u64, b: BLeg) {
+        let media_ip = self.config.media_ip;
         if let Some(call) = self.calls.get_mut(&id) {
             call.b_codec = b.sdp.negotiated.as_ref().map(|n| n.codec).or(call.b_codec);
+            if let Some(d) = &b.established {
+                let ids = VqIds {
+                    call_id: d.call_id.clone(),
+                    local_id: b.from.clone(),
+                    remote_id: b.to.clone(),
+                    orig_id: without_tag(&call.view.from),
+                    // We are the UAC of the B-leg: our tag is the From tag.
+                    dialog_id: Some(format!("{};to-tag={};from-tag={}", d.call_id, d.remote_tag, d.local_tag)),
+                };
+                let started = call.answered.unwrap_or(call.started);
+                call.b_vq = vq_leg(Side::B, &b.sdp, media_ip, ids, started).or(call.b_vq.take());
+            }
         }
         self.by_client.remove(&b.tx);
         self.deadlines.remove(&(b.ring_deadline, id));
@@ -445,7 +471,7 @@ impl Sessions {
 }
 
 /// A From/To value without its tag parameter (the B-leg gets its own tag).
-fn without_tag(value: &str) -> String {
+pub(super) fn without_tag(value: &str) -> String {
     let end = value.find('>').map_or(0, |i| i + 1);
     let (addr, params) = value.split_at(end);
     let kept: Vec<&str> = params

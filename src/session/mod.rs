@@ -9,12 +9,14 @@
 //! them, and [`Sessions::counts`] shows what is left.
 
 mod bridge;
+use bridge::without_tag;
 pub mod route;
+pub mod vq_report;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rms_filters::codec::{CodecKind, OpusConfig};
 
@@ -23,7 +25,9 @@ use crate::sdp::{
     build_offer, negotiate_answer, negotiate_offer_answer, AnswerConfig, Direction, Negotiated, OfferConfig,
     OriginState, SessionDescription,
 };
-use crate::sip::{Body, ClientTxId, DialogEnd, DialogId, Endpoint, Method, Reply, Request, ServerTxId, SipEvent};
+use crate::sip::{
+    Body, ClientTxId, DialogEnd, DialogId, Endpoint, Method, OutgoingRequest, Reply, Request, ServerTxId, SipEvent,
+};
 pub use route::{Action, BridgeRequest, CallView, LegQuality, RouteHost, RouteName, ScriptError, HANGUP_ROUTE};
 
 /// Nested `answer` → route → ... calls stop here (a script that loops on itself).
@@ -45,6 +49,10 @@ pub struct SessionConfig {
     pub telephone_event: bool,
     /// Our Opus encoder settings; each peer's fmtp adjusts them (RFC 7587 §6.1).
     pub opus: OpusConfig,
+    /// Where RFC 6035 reports go at each leg's end.
+    pub vq_collector: Option<crate::sip::Target>,
+    /// The wall-clock time of `now == 0`, for the reports' timestamps.
+    pub epoch: SystemTime,
 }
 
 impl SessionConfig {
@@ -252,6 +260,11 @@ struct BLeg {
     tx: ClientTxId,
     state: BState,
     dialog: Option<DialogId>,
+    /// The dialog as established by the 2xx (kept after it ends, for the quality report).
+    established: Option<DialogId>,
+    /// Our From and To of the INVITE (without tags).
+    from: String,
+    to: String,
     sdp: LegSdp,
     /// Ring timeout: when an unanswered B-leg is cancelled.
     ring_deadline: Duration,
@@ -277,6 +290,10 @@ struct Call {
     /// Report and codec of a B-leg that ended before the call did.
     b_report: Option<LegReport>,
     b_codec: Option<CodecKind>,
+    /// The A-leg's dialog as established (kept after it ends, for the quality report).
+    a_dialog: Option<DialogId>,
+    /// The identity of the last B-leg with media, for its quality report.
+    b_vq: Option<VqLeg>,
 }
 
 impl Call {
@@ -290,8 +307,31 @@ impl Call {
 
 /// An ended call waiting for its legs' reports.
 struct PendingRecord {
-    record: CallRecord,
+    ended: EndedCall,
     waiting: usize,
+}
+
+/// An ended call: its record, the call as the hangup route sees it, and its legs' identities for the
+/// quality reports.
+struct EndedCall {
+    record: CallRecord,
+    view: CallView,
+    vq: Vec<VqLeg>,
+}
+
+/// A leg's SIP and SDP identity, for its RFC 6035 report.
+#[derive(Debug, Clone)]
+struct VqLeg {
+    side: Side,
+    call_id: String,
+    local_id: String,
+    remote_id: String,
+    orig_id: String,
+    local_addr: SocketAddr,
+    remote_addr: SocketAddr,
+    session: vq_report::SessionDesc,
+    dialog_id: Option<String>,
+    started: Duration,
 }
 
 /// Every call on this signalling task.
@@ -320,6 +360,10 @@ pub struct Sessions {
     next_token: u64,
     rng: fastrand::Rng,
     media: VecDeque<MediaCmd>,
+    /// Calls whose reports are all in, for the hangup route and the quality reports.
+    completed: VecDeque<EndedCall>,
+    /// Our RFC 6035 PUBLISHes in flight, by the call they report on.
+    publishes: HashMap<ClientTxId, String>,
     ended: VecDeque<CallRecord>,
     reports: VecDeque<(LegId, LegReport)>,
 }
@@ -344,6 +388,8 @@ impl Sessions {
             next_token: 0,
             rng: fastrand::Rng::with_seed(seed),
             media: VecDeque::new(),
+            completed: VecDeque::new(),
+            publishes: HashMap::new(),
             ended: VecDeque::new(),
             reports: VecDeque::new(),
         }
@@ -466,12 +512,25 @@ impl Sessions {
                 }
                 self.end_call(now, id, reason, ep);
             }
+            SipEvent::Response { tx, response, .. } if self.publishes.contains_key(&tx) => {
+                if response.status() >= 200 {
+                    let call = self.publishes.remove(&tx).unwrap_or_default();
+                    match response.status() {
+                        200..=299 => tracing::debug!(%call, "the collector took the quality report"),
+                        status => tracing::warn!(%call, status, "the collector refused the quality report"),
+                    }
+                }
+            }
             SipEvent::Response { tx, response, dialog } => {
                 if self.orphans.contains(&tx) {
                     self.orphan_response(now, tx, &response, dialog, ep);
                 } else if let Some(&id) = self.by_client.get(&tx) {
                     self.b_response(now, id, &response, dialog, ep, host, ports);
                 }
+            }
+            SipEvent::Timeout { tx } | SipEvent::TransportFailed { tx } if self.publishes.contains_key(&tx) => {
+                let call = self.publishes.remove(&tx).unwrap_or_default();
+                tracing::warn!(%call, "the quality report reached no collector");
             }
             SipEvent::Timeout { tx } => {
                 self.orphans.remove(&tx);
@@ -489,6 +548,7 @@ impl Sessions {
             }
         }
         self.release_ports(ports);
+        self.flush_completed(now, ep, host);
     }
 
     /// Run the timers due by `now` (B-legs' ring timeouts).
@@ -507,6 +567,7 @@ impl Sessions {
             self.ring_timeout(now, id, ep, host, ports);
         }
         self.release_ports(ports);
+        self.flush_completed(now, ep, host);
     }
 
     fn release_ports(&mut self, ports: &mut dyn RtpPorts) {
@@ -553,6 +614,7 @@ impl Sessions {
             MediaEvent::LegClosed { leg, report } => self.leg_closed(leg, report),
         }
         self.release_ports(ports);
+        self.flush_completed(now, ep, host);
     }
 
     fn leg_closed(&mut self, leg: LegId, report: LegReport) {
@@ -573,24 +635,25 @@ impl Sessions {
             return;
         };
         match side {
-            Side::A => pending.record.leg = Some(report),
-            Side::B => pending.record.b_leg = Some(report),
+            Side::A => pending.ended.record.leg = Some(report),
+            Side::B => pending.ended.record.b_leg = Some(report),
         }
         pending.waiting = pending.waiting.saturating_sub(1);
         if pending.waiting == 0 {
             if let Some(p) = self.pending_records.remove(&id) {
-                self.ended.push_back(p.record);
+                self.completed.push_back(p.ended);
             }
         }
     }
 
     /// End every call: BYE to answered ones, 503 to unanswered ones, CANCEL to ringing B-legs.
-    pub fn shutdown(&mut self, now: Duration, ep: &mut Endpoint, ports: &mut dyn RtpPorts) {
+    pub fn shutdown(&mut self, now: Duration, ep: &mut Endpoint, host: &mut dyn RouteHost, ports: &mut dyn RtpPorts) {
         let ids: Vec<u64> = self.calls.keys().copied().collect();
         for id in ids {
             self.end_call(now, id, EndReason::Shutdown, ep);
         }
         self.release_ports(ports);
+        self.flush_completed(now, ep, host);
     }
 
     // ----- call flow -----
@@ -654,6 +717,8 @@ impl Sessions {
             bridged_route_ran: false,
             b_report: None,
             b_codec: None,
+            a_dialog: None,
+            b_vq: None,
         };
         self.calls.insert(id, call);
         self.by_tx.insert(tx, id);
@@ -914,6 +979,7 @@ impl Sessions {
         call.state = CallState::Answered;
         call.answered = Some(now);
         call.dialog = Some(dialog.clone());
+        call.a_dialog = Some(dialog.clone());
         self.by_dialog.insert(dialog, (id, Side::A));
     }
 
@@ -1080,6 +1146,20 @@ impl Sessions {
         }
         self.release_leg(id, Side::A, &call.a);
         tracing::info!(call = %call.view.id, ?reason, "call ended");
+        let view = call.view.clone();
+        let mut vq: Vec<VqLeg> = Vec::new();
+        let a_dialog = call.dialog.as_ref().or(call.a_dialog.as_ref());
+        let caller = without_tag(&call.view.from);
+        let a_ids = VqIds {
+            call_id: call.view.id.clone(),
+            local_id: without_tag(&call.view.to),
+            remote_id: caller.clone(),
+            orig_id: caller,
+            // We are the UAS of the A-leg: our tag is the To tag.
+            dialog_id: a_dialog.map(|d| format!("{};to-tag={};from-tag={}", d.call_id, d.local_tag, d.remote_tag)),
+        };
+        vq.extend(vq_leg(Side::A, &call.a, self.config.media_ip, a_ids, call.started));
+        vq.extend(call.b_vq.take());
         let record = CallRecord {
             id: call.view.id,
             from: call.view.from,
@@ -1094,12 +1174,96 @@ impl Sessions {
             leg: None,
             b_leg: call.b_report,
         };
+        let ended = EndedCall { record, view, vq };
         let waiting = self.report_to.values().filter(|(owner, _)| *owner == id).count();
         if waiting == 0 {
-            self.ended.push_back(record);
+            self.completed.push_back(ended);
         } else {
-            self.pending_records.insert(id, PendingRecord { record, waiting });
+            self.pending_records.insert(id, PendingRecord { ended, waiting });
         }
+    }
+
+    /// Calls whose legs have all reported: run `event_route["rms:hangup"]` with the end reason and
+    /// each leg's quality, send the RFC 6035 reports, then hand the record to the call log.
+    fn flush_completed(&mut self, now: Duration, ep: &mut Endpoint, host: &mut dyn RouteHost) {
+        while let Some(done) = self.completed.pop_front() {
+            let EndedCall { record, mut view, vq } = done;
+            view.end_reason = record.reason.name().to_string();
+            view.quality = [("A", &record.leg), ("B", &record.b_leg)]
+                .into_iter()
+                .filter_map(|(label, r)| r.as_ref().map(|r| leg_quality(label, r, record.started)))
+                .collect();
+            match host.run(RouteName::Event(HANGUP_ROUTE), &view) {
+                Ok(actions) if !actions.is_empty() => {
+                    tracing::debug!(call = %view.id, ?actions, "rms:hangup: the call has ended, its actions are ignored")
+                }
+                Ok(_) | Err(ScriptError::UndefinedRoute { .. }) => {}
+                Err(e) => tracing::warn!(call = %view.id, error = %e, "rms:hangup failed"),
+            }
+            if let Some(collector) = self.config.vq_collector.clone() {
+                for leg in &vq {
+                    let report = match leg.side {
+                        Side::A => record.leg.as_ref(),
+                        Side::B => record.b_leg.as_ref(),
+                    };
+                    if let Some(report) = report {
+                        self.publish(now, ep, &collector, leg, report, record.ended);
+                    }
+                }
+            }
+            self.ended.push_back(record);
+        }
+    }
+
+    /// RFC 6035 §3: the leg's `VQSessionReport: CallTerm` in a PUBLISH to the collector.
+    fn publish(
+        &mut self,
+        now: Duration,
+        ep: &mut Endpoint,
+        collector: &crate::sip::Target,
+        leg: &VqLeg,
+        report: &LegReport,
+        ended: Duration,
+    ) {
+        let iaj = |jitter: u32| Some(jitter.saturating_mul(1000) / leg.session.sample_rate.max(1));
+        let local = report
+            .rtcp
+            .local_metrics
+            .map(|xr| vq_report::Metrics { xr, interarrival_jitter_ms: report.received_jitter.and_then(iaj) });
+        let remote = report.rtcp.remote_metrics.map(|xr| vq_report::Metrics {
+            xr,
+            interarrival_jitter_ms: report.rtcp.remote_reception.and_then(|b| iaj(b.reception.jitter)),
+        });
+        let body = vq_report::VqReport {
+            call_id: leg.call_id.clone(),
+            local_id: leg.local_id.clone(),
+            remote_id: leg.remote_id.clone(),
+            orig_id: leg.orig_id.clone(),
+            local_addr: leg.local_addr,
+            local_ssrc: report.local_ssrc,
+            remote_addr: leg.remote_addr,
+            remote_ssrc: report.remote_ssrc,
+            start: self.config.epoch + leg.started,
+            stop: self.config.epoch + ended,
+            session: leg.session.clone(),
+            local,
+            remote,
+            dialog_id: leg.dialog_id.clone(),
+        }
+        .body();
+        let out = OutgoingRequest {
+            method: Method::Publish,
+            uri: collector.uri.clone(),
+            from: format!("<sip:rms@{}>", self.config.media_ip),
+            to: format!("<{}>", crate::sip::print_uri(&collector.uri)),
+            dest: collector.dest,
+            transport: collector.transport,
+            headers: vec![("Event".into(), vq_report::EVENT.into())],
+            body: Some(Body { content_type: vq_report::CONTENT_TYPE.into(), bytes: body.into_bytes() }),
+        };
+        let tx = ep.send_request(now, out);
+        tracing::debug!(call = %leg.call_id, collector = %collector.dest, "RFC 6035 report sent");
+        self.publishes.insert(tx, leg.call_id.clone());
     }
 
     /// Give a leg's port back, or destroy its media (the port then waits for `LegClosed`).
@@ -1164,6 +1328,53 @@ fn leg_media(n: &Negotiated, opus: &OpusConfig) -> LegMedia {
         media.params.opus = n.opus.unwrap_or_default().encoder_config(opus);
     }
     media
+}
+
+/// The SIP identities of a leg's report.
+struct VqIds {
+    call_id: String,
+    local_id: String,
+    remote_id: String,
+    orig_id: String,
+    dialog_id: Option<String>,
+}
+
+/// A leg's report identity, when it had negotiated media.
+fn vq_leg(side: Side, sdp: &LegSdp, media_ip: IpAddr, ids: VqIds, started: Duration) -> Option<VqLeg> {
+    let n = sdp.negotiated.as_ref()?;
+    let port = sdp.port?;
+    Some(VqLeg {
+        side,
+        call_id: ids.call_id,
+        local_id: ids.local_id,
+        remote_id: ids.remote_id,
+        orig_id: ids.orig_id,
+        local_addr: SocketAddr::new(media_ip, port),
+        remote_addr: n.remote_rtp,
+        session: vq_report::SessionDesc {
+            payload_type: n.payload_type,
+            payload_desc: n.codec.name().to_string(),
+            sample_rate: n.clock_rate,
+            frame_ms: n.ptime,
+        },
+        dialog_id: ids.dialog_id,
+        started,
+    })
+}
+
+/// A leg's quality for the script: its interval MOS figures, the minimum's time from the call's start.
+fn leg_quality(label: &'static str, report: &LegReport, call_started: Duration) -> LegQuality {
+    let q = &report.rtcp.quality;
+    LegQuality {
+        label,
+        mos_min: q.mos_min().map(|m| (m.mos, m.at.saturating_sub(call_started).as_secs_f64())),
+        mos_max: q.mos_max().map(|m| m.mos),
+        mos_average: q.mos_avg(),
+        packetloss: q.loss_pct_avg(),
+        jitter: q.jitter_ms_avg(),
+        roundtrip: q.rtt_ms_avg(),
+        samples: q.count(),
+    }
 }
 
 /// Resolve a prompt path against the voice directories. Relative paths join the first directory;

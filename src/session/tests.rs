@@ -9,7 +9,7 @@ use std::time::Duration;
 use rms_filters::NoClock;
 
 use super::*;
-use crate::media::{MediaCoordinator, MediaOutput};
+use crate::media::{LegSocket, MediaCoordinator, MediaOutput};
 use crate::sip::{EndpointConfig, EndpointCounts, OutgoingRequest, SipMessage, Transmit, Transport};
 
 const CALLER: &str = "192.0.2.1:5060";
@@ -142,6 +142,8 @@ impl World {
             codecs: vec![CodecKind::Pcmu, CodecKind::Pcma],
             telephone_event: true,
             opus: OpusConfig::default(),
+            vq_collector: None,
+            epoch: std::time::UNIX_EPOCH + Duration::from_secs(1_790_000_000),
         };
         Self {
             now: Duration::ZERO,
@@ -236,7 +238,8 @@ impl World {
             while let Some(out) = self.media.poll_output() {
                 moved = true;
                 match out {
-                    MediaOutput::Transmit { leg, .. } => *self.rtp.entry(leg).or_default() += 1,
+                    MediaOutput::Transmit { leg, socket: LegSocket::Rtp, .. } => *self.rtp.entry(leg).or_default() += 1,
+                    MediaOutput::Transmit { .. } => {}
                     MediaOutput::Event(e) => {
                         self.sessions.handle_media(self.now, e, &mut self.rms, &mut self.host, &mut self.ports)
                     }
@@ -370,7 +373,12 @@ fn answer_play_hangup_sends_the_prompt_then_one_bye_and_frees_everything() {
     let answer = SessionDescription::parse(ok.body()).unwrap();
     assert_eq!(answer.media()[0].fmt, "0 101", "PCMU, the offer's first codec, with telephone-event");
     w.run_until(Duration::from_secs(3));
-    assert_eq!(w.host.ran, vec!["request_route", "rms:start", "rms:after_play"]);
+    assert_eq!(w.host.ran, vec!["request_route", "rms:start", "rms:after_play", "rms:hangup"]);
+    // The hangup route sees why the call ended and the A-leg's quality (the caller sent no RTP: no
+    // interval was measured).
+    let hangup = w.host.views.last().unwrap();
+    assert_eq!(hangup.end_reason, "rms_bye");
+    assert_eq!(hangup.quality.iter().map(|q| (q.label, q.samples)).collect::<Vec<_>>(), vec![("A", 0)]);
     // 1.0 s of prompt at 20 ms: 50 packets.
     let packets: Vec<usize> = w.rtp.values().copied().collect();
     assert_eq!(packets.len(), 1);
@@ -488,7 +496,7 @@ fn shutdown_ends_answered_calls_with_bye() {
     let mut w = World::new(ScriptedHost::ivr("hello.wav"));
     w.invite(Some(OFFER));
     w.run_until(Duration::from_millis(200));
-    w.sessions.shutdown(w.now, &mut w.rms, &mut w.ports);
+    w.sessions.shutdown(w.now, &mut w.rms, &mut w.host, &mut w.ports);
     w.flush();
     assert_eq!(w.byes().len(), 1);
     assert_eq!(w.sessions.poll_ended().unwrap().reason, EndReason::Shutdown);
@@ -613,8 +621,8 @@ fn on_failed_runs_with_the_b_status_and_decides() {
     ]));
     w.callee_mode = Callee::Busy;
     w.invite(Some(OFFER));
-    assert_eq!(w.host.ran, vec!["request_route", "rms:failed"]);
-    let view = w.host.views.last().unwrap();
+    assert_eq!(w.host.ran, vec!["request_route", "rms:failed", "rms:hangup"]);
+    let view = &w.host.views[1];
     assert_eq!((view.bridge_status, view.bridge_reason.as_str()), (486, "Busy Here"));
     assert_eq!(w.statuses(), vec![100, 480]);
     w.assert_all_freed();

@@ -6,6 +6,6 @@ pub mod burst_gap;
 pub mod jitter_buffer;
 pub mod quality;
 pub mod rtcp;
-
+pub mod session;
 pub mod stats;
 pub mod xr;

@@ -1,0 +1,489 @@
+//! A leg's RTCP session: when to report (RFC 3550 §6.2, A.7), what the report says (SR or RR, SDES
+//! CNAME, XR blocks of RFC 3611), what the peer's reports tell (round trip from LSR/DLSR, §6.4.1, and
+//! from RRTR/DLRR, RFC 3611 §4.4–4.5), and the E-model quality of each interval.
+//!
+//! Pure, like the rest of the crate: `now` (monotonic) and `ntp` (the wall clock as an NTP timestamp)
+//! are passed in. The media coordinator drives it:
+//!
+//! ```text
+//! session.receive(now, ntp, bytes)                     each RTCP datagram from the peer
+//! if now >= session.next_report() {
+//!     let inputs = ReportInputs { .. }                 gathered from the leg's rtp_send and rtp_recv
+//!     send(session.report(now, ntp, &inputs))          SR/RR + SDES [+ XR]
+//! }
+//! send(session.bye(now, ntp, &inputs))                 at the end: a last report and BYE
+//! session.summary()                                    counters, quality per interval, last XR both ways
+//! ```
+//!
+//! Quality is measured from our own receive statistics every interval, whether or not the peer sends
+//! RTCP: interval loss (RFC 3550 A.3 expected minus received, plus jitter-buffer discards), jitter
+//! (A.8), the round trip when the peer's reports give one, and the jitter buffer's delay.
+
+use std::time::Duration;
+
+use crate::rtp::burst_gap::BurstGapMetrics;
+use crate::rtp::quality::{self, CodecImpairment, EModelInput, QualitySample, QualitySummary};
+use crate::rtp::rtcp::{
+    from_compact, to_compact, NtpTimestamp, ReportBlock, RtcpCompound, RtcpError, RtcpPacket, SenderInfo,
+};
+use crate::rtp::stats::{IntervalSummary, ReceptionReport};
+use crate::rtp::xr::{
+    DlrrItem, JitterBufferKind, JitterSummary, Plc, RxConfig, StatisticsSummary, VoipMetrics, XrBlock,
+};
+
+/// RFC 3550 §6.2: the recommended minimum interval between reports.
+pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(5);
+/// RFC 3611 §4.7.5/§4.7.4: the value of a VoIP-metrics field we cannot measure.
+pub const UNAVAILABLE: u8 = 127;
+/// RFC 3611 §4.7.2 default Gmin: a gap is at least this many received packets between losses.
+pub const GMIN: u8 = 16;
+/// Round trips beyond this are taken as a peer's clock error, not a measurement.
+const MAX_RTT: Duration = Duration::from_secs(10);
+
+/// How a leg reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtcpConfig {
+    /// RFC 3550 §6.2 Tmin (the first report comes after half of it, randomised).
+    pub min_interval: Duration,
+    /// Send XR blocks (RFC 3611): the peer's SDP had `a=rtcp-xr`, or configuration says always.
+    pub xr: bool,
+    /// Our SDES CNAME (RFC 3550 §6.5.1).
+    pub cname: String,
+    /// Session bandwidth in bit/s, of which RTCP takes 5 % (§6.2).
+    pub session_bandwidth: u32,
+}
+
+impl RtcpConfig {
+    pub fn new(cname: String) -> Self {
+        Self { min_interval: DEFAULT_MIN_INTERVAL, xr: false, cname, session_bandwidth: 64_000 }
+    }
+}
+
+/// Our sending side at report time (from `rtp_send`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SenderInputs {
+    pub ssrc: u32,
+    /// RTP packets and payload octets sent since the start (RFC 3550 §6.4.1, wrapping at 2^32).
+    pub packets: u64,
+    pub payload_octets: u64,
+    /// The RTP timestamp corresponding to `now` on our timeline.
+    pub rtp_timestamp: u32,
+}
+
+/// The jitter buffer's figures (RFC 3611 §4.7.7), in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JitterBufferFigures {
+    pub nominal_ms: u16,
+    pub maximum_ms: u16,
+    pub abs_max_ms: u16,
+    /// Adaptive (true) or fixed playout delay; relay legs play out at once (fixed, zero).
+    pub adaptive: bool,
+}
+
+/// Our receiving side at report time (from `rtp_recv`), about the source being played.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReceiverInputs {
+    /// RFC 3550 A.3 report figures (taking it starts a new fraction-lost interval).
+    pub reception: ReceptionReport,
+    /// Packets expected and cumulatively lost since the source started (A.3).
+    pub expected: u64,
+    pub lost: i64,
+    /// Packets dropped by the jitter buffer as late or overflowing (RFC 3611 §4.7.1 discards).
+    pub discarded: u64,
+    /// BT 6 figures over the packets since the last report.
+    pub interval: IntervalSummary,
+    /// RFC 3611 Appendix A burst/gap figures.
+    pub burst_gap: BurstGapMetrics,
+    pub clock_rate: u32,
+    pub jitter_buffer: JitterBufferFigures,
+    /// Signal and noise level of the decoded audio in dBm0 (RFC 3611 §4.7.4), when it is decoded.
+    pub levels: Option<(i8, i8)>,
+}
+
+/// Everything a report needs besides the session's own state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReportInputs {
+    pub sender: SenderInputs,
+    /// `None` until a source is valid (RFC 3550 A.1 probation).
+    pub receiver: Option<ReceiverInputs>,
+    /// The received codec's E-model parameters.
+    pub impairment: CodecImpairment,
+    /// Our packet duration, a part of our end system delay.
+    pub packet_ms: u32,
+    /// Whether loss is concealed (RFC 3611 §4.7.6 PLC): decoded legs do, relays pass gaps on.
+    pub plc: bool,
+}
+
+/// RTCP traffic counters (the seed's "RTCP sent/received" lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RtcpCounters {
+    pub sent_packets: u64,
+    pub sent_bytes: u64,
+    pub received_packets: u64,
+    pub received_bytes: u64,
+    /// Datagrams that failed RFC 3550 A.2 validation, ignored.
+    pub malformed: u64,
+    /// Packets and XR blocks of types we do not use, skipped.
+    pub ignored: u64,
+}
+
+/// What a session knows at its end.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RtcpSummary {
+    pub counters: RtcpCounters,
+    pub quality: QualitySummary,
+    /// The latest round trip, from either LSR/DLSR or DLRR.
+    pub rtt: Option<Duration>,
+    /// Our last VoIP metrics about the peer's stream (RFC 6035 LocalMetrics).
+    pub local_metrics: Option<VoipMetrics>,
+    /// The peer's last VoIP metrics about our stream (RFC 6035 RemoteMetrics).
+    pub remote_metrics: Option<VoipMetrics>,
+    /// The peer's last report block about our stream.
+    pub remote_reception: Option<ReportBlock>,
+    /// The peer's SSRC as its RTCP names it, and its CNAME.
+    pub remote_ssrc: Option<u32>,
+    pub remote_cname: Option<String>,
+    pub bye_received: bool,
+}
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct RtcpSession {
+    config: RtcpConfig,
+    rng: fastrand::Rng,
+    next_report: Duration,
+    last_report: Option<Duration>,
+    /// Average compound size, A.7 `avg_rtcp_size` (octets, with UDP/IP overhead).
+    avg_rtcp_size: f64,
+    /// Packets sent as of the previous report: a sender is one that sent since then (§6.4).
+    sent_at_last_report: u64,
+    /// The peer's last SR (NTP middle bits) and when it arrived, for our LSR/DLSR.
+    last_sr: Option<(u32, Duration)>,
+    /// The peer's last RRTR (RFC 3611 §4.4) and when it arrived, for our DLRR.
+    last_rrtr: Option<(u32, Duration)>,
+    /// Cumulative receive figures as of the previous report, for interval loss.
+    prior: Option<(u64, i64, u64)>,
+    summary: RtcpSummary,
+}
+
+impl RtcpSession {
+    /// `seed` randomises the intervals (§6.2: so that reports from many participants do not align).
+    pub fn new(config: RtcpConfig, now: Duration, seed: u64) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        // §6.2: the first report after half the minimum interval.
+        let first = randomised(config.min_interval / 2, rng.f64());
+        Self {
+            config,
+            rng,
+            next_report: now + first,
+            last_report: None,
+            avg_rtcp_size: 100.0,
+            sent_at_last_report: 0,
+            last_sr: None,
+            last_rrtr: None,
+            prior: None,
+            summary: RtcpSummary::default(),
+        }
+    }
+
+    /// When the next report is due.
+    pub fn next_report(&self) -> Duration {
+        self.next_report
+    }
+
+    pub fn set_xr(&mut self, xr: bool) {
+        self.config.xr = xr;
+    }
+
+    pub fn summary(&self) -> &RtcpSummary {
+        &self.summary
+    }
+
+    /// The latest round-trip time measured from the peer's reports.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.summary.rtt
+    }
+
+    /// Take one datagram from the peer. Malformed ones are counted and ignored (RFC 3550 A.2).
+    pub fn receive(&mut self, now: Duration, ntp: NtpTimestamp, bytes: &[u8], our_ssrc: u32) {
+        self.summary.counters.received_packets += 1;
+        self.summary.counters.received_bytes += bytes.len() as u64;
+        let compound = match RtcpCompound::parse(bytes) {
+            Ok(c) => c,
+            Err(error) => {
+                self.summary.counters.malformed += 1;
+                tracing::debug!(%error, len = bytes.len(), "malformed RTCP ignored");
+                return;
+            }
+        };
+        self.update_avg_size(bytes.len());
+        for packet in compound.packets {
+            match packet {
+                RtcpPacket::SenderReport { ssrc, sender, reports } => {
+                    self.summary.remote_ssrc = Some(ssrc);
+                    self.last_sr = Some((sender.ntp.middle(), now));
+                    self.take_blocks(ntp, &reports, our_ssrc);
+                }
+                RtcpPacket::ReceiverReport { ssrc, reports } => {
+                    self.summary.remote_ssrc = Some(ssrc);
+                    self.take_blocks(ntp, &reports, our_ssrc);
+                }
+                RtcpPacket::Sdes { chunks } => {
+                    if let Some((_, cname)) = chunks.into_iter().next() {
+                        self.summary.remote_cname = Some(cname);
+                    }
+                }
+                RtcpPacket::Bye { .. } => self.summary.bye_received = true,
+                RtcpPacket::Xr { blocks, .. } => self.take_xr(now, ntp, blocks, our_ssrc),
+                RtcpPacket::Other { .. } => self.summary.counters.ignored += 1,
+            }
+        }
+    }
+
+    /// The report due now: SR if we sent since the last one, else RR (§6.4); SDES CNAME; XR when on.
+    /// Also samples the interval's quality. Schedules the next report.
+    pub fn report(&mut self, now: Duration, ntp: NtpTimestamp, inputs: &ReportInputs) -> Result<Vec<u8>, RtcpError> {
+        let compound = self.compound(now, ntp, inputs, false);
+        self.finish_report(now, inputs, compound)
+    }
+
+    /// A last report and BYE (§6.6), sampling the last (partial) interval.
+    pub fn bye(&mut self, now: Duration, ntp: NtpTimestamp, inputs: &ReportInputs) -> Result<Vec<u8>, RtcpError> {
+        let compound = self.compound(now, ntp, inputs, true);
+        self.finish_report(now, inputs, compound)
+    }
+
+    fn finish_report(
+        &mut self,
+        now: Duration,
+        inputs: &ReportInputs,
+        compound: RtcpCompound,
+    ) -> Result<Vec<u8>, RtcpError> {
+        let mut out = Vec::with_capacity(256);
+        compound.write(&mut out)?;
+        self.summary.counters.sent_packets += 1;
+        self.summary.counters.sent_bytes += out.len() as u64;
+        self.update_avg_size(out.len());
+        self.sent_at_last_report = inputs.sender.packets;
+        self.last_report = Some(now);
+        let t = self.interval(inputs);
+        self.next_report = now + randomised(t, self.rng.f64());
+        Ok(out)
+    }
+
+    fn compound(&mut self, now: Duration, ntp: NtpTimestamp, inputs: &ReportInputs, bye: bool) -> RtcpCompound {
+        let ssrc = inputs.sender.ssrc;
+        let mut packets = Vec::with_capacity(4);
+        let blocks: Vec<ReportBlock> = inputs
+            .receiver
+            .as_ref()
+            .map(|r| {
+                let (last_sr, delay) = match self.last_sr {
+                    Some((lsr, at)) => (lsr, to_compact(now.saturating_sub(at))),
+                    None => (0, 0),
+                };
+                ReportBlock { reception: r.reception, last_sr, delay_since_last_sr: delay }
+            })
+            .into_iter()
+            .collect();
+        if inputs.sender.packets > self.sent_at_last_report {
+            let sender = SenderInfo {
+                ntp,
+                rtp_timestamp: inputs.sender.rtp_timestamp,
+                // §6.4.1: the counts wrap at 32 bits.
+                packet_count: inputs.sender.packets as u32,
+                octet_count: inputs.sender.payload_octets as u32,
+            };
+            packets.push(RtcpPacket::SenderReport { ssrc, sender, reports: blocks });
+        } else {
+            packets.push(RtcpPacket::ReceiverReport { ssrc, reports: blocks });
+        }
+        packets.push(RtcpPacket::Sdes { chunks: vec![(ssrc, self.config.cname.clone())] });
+        let metrics = inputs.receiver.as_ref().map(|r| self.sample(now, inputs, r));
+        if self.config.xr {
+            let mut xr = vec![XrBlock::ReceiverReferenceTime { ntp }];
+            if let Some((lrr, at)) = self.last_rrtr {
+                let item = DlrrItem {
+                    ssrc: self.summary.remote_ssrc.unwrap_or(0),
+                    last_rr: lrr,
+                    delay_since_last_rr: to_compact(now.saturating_sub(at)),
+                };
+                xr.push(XrBlock::Dlrr(vec![item]));
+            }
+            if let (Some(r), Some(m)) = (inputs.receiver.as_ref(), metrics) {
+                xr.push(XrBlock::StatisticsSummary(statistics_summary(r)));
+                xr.push(XrBlock::VoipMetrics(m));
+            }
+            packets.push(RtcpPacket::Xr { ssrc, blocks: xr });
+        }
+        if bye {
+            packets.push(RtcpPacket::Bye { ssrcs: vec![ssrc], reason: None });
+        }
+        RtcpCompound { packets }
+    }
+
+    /// Measure the interval since the last report and record it; the VoIP metrics that say so.
+    fn sample(&mut self, now: Duration, inputs: &ReportInputs, r: &ReceiverInputs) -> VoipMetrics {
+        let (expected0, lost0, discarded0) = self.prior.unwrap_or((0, 0, 0));
+        self.prior = Some((r.expected, r.lost, r.discarded));
+        let expected = r.expected.saturating_sub(expected0);
+        let lost = (r.lost - lost0).max(0) as u64;
+        let discarded = r.discarded.saturating_sub(discarded0);
+        // Ppl of the E-model: what the listener did not hear, lost or too late (RFC 3611 §4.7.1).
+        let loss_pct =
+            if expected == 0 { 0.0 } else { 100.0 * (lost + discarded).min(expected) as f64 / expected as f64 };
+        let jitter_ms = f64::from(r.reception.jitter) * 1000.0 / f64::from(r.clock_rate.max(1));
+        let rtt_ms = self.summary.rtt.map(|d| d.as_secs_f64() * 1000.0);
+        let end_system_ms = f64::from(r.jitter_buffer.nominal_ms) + f64::from(inputs.packet_ms);
+        let delay = quality::one_way_delay_ms(rtt_ms.unwrap_or(0.0), end_system_ms, 0.0);
+        let burst_ratio = 1.0;
+        let lq = EModelInput { loss_pct, one_way_delay_ms: 0.0, burst_ratio, impairment: inputs.impairment };
+        let cq = EModelInput { one_way_delay_ms: delay, ..lq };
+        let (r_lq, r_cq) = (quality::r_factor(&lq), quality::r_factor(&cq));
+        let (mos_lq, mos_cq) = (quality::mos_from_r(r_lq), quality::mos_from_r(r_cq));
+        if expected > 0 {
+            self.summary.quality.record(now, QualitySample { mos: mos_cq, r: r_cq, loss_pct, jitter_ms, rtt_ms });
+        }
+        let rx_config = RxConfig {
+            plc: if inputs.plc { Plc::Standard } else { Plc::Disabled },
+            jitter_buffer: if r.jitter_buffer.adaptive {
+                JitterBufferKind::Adaptive
+            } else {
+                JitterBufferKind::NonAdaptive
+            },
+            jb_rate: 0,
+        };
+        let (signal, noise) = r.levels.unwrap_or((UNAVAILABLE as i8, UNAVAILABLE as i8));
+        // RFC 3611 §4.7.1: fractions of the packets expected since reception began, in 1/256.
+        let rate = |n: u64, of: u64| (n.saturating_mul(256)).checked_div(of).map_or(0, |r| r.min(255) as u8);
+        let total_expected = r.expected;
+        let metrics = VoipMetrics {
+            ssrc: r.reception.ssrc,
+            loss_rate: rate(r.lost.max(0) as u64, total_expected),
+            discard_rate: rate(r.discarded, total_expected),
+            burst_density: r.burst_gap.burst_density.wire,
+            gap_density: r.burst_gap.gap_density.wire,
+            burst_duration: r.burst_gap.burst_duration_ms,
+            gap_duration: r.burst_gap.gap_duration_ms,
+            round_trip_delay: self.summary.rtt.map_or(0, |d| d.as_millis().min(u128::from(u16::MAX)) as u16),
+            end_system_delay: end_system_ms.round().min(f64::from(u16::MAX)) as u16,
+            signal_level: signal,
+            noise_level: noise,
+            rerl: UNAVAILABLE,
+            gmin: GMIN,
+            r_factor: r_cq.round() as u8,
+            ext_r_factor: UNAVAILABLE,
+            mos_lq: (mos_lq * 10.0).round() as u8,
+            mos_cq: (mos_cq * 10.0).round() as u8,
+            rx_config,
+            jb_nominal: r.jitter_buffer.nominal_ms,
+            jb_maximum: r.jitter_buffer.maximum_ms,
+            jb_abs_max: r.jitter_buffer.abs_max_ms,
+        };
+        self.summary.local_metrics = Some(metrics);
+        metrics
+    }
+
+    /// Report blocks about our stream: the peer's view of it, and the round trip (§6.4.1).
+    fn take_blocks(&mut self, ntp: NtpTimestamp, blocks: &[ReportBlock], our_ssrc: u32) {
+        let Some(block) = blocks.iter().find(|b| b.reception.ssrc == our_ssrc) else {
+            self.summary.counters.ignored += u64::from(!blocks.is_empty());
+            return;
+        };
+        self.summary.remote_reception = Some(*block);
+        // LSR 0: the peer has had no SR from us yet, so there is no round trip to measure.
+        if block.last_sr != 0 {
+            self.round_trip(ntp, block.last_sr, block.delay_since_last_sr);
+        }
+    }
+
+    fn take_xr(&mut self, now: Duration, ntp: NtpTimestamp, blocks: Vec<XrBlock>, our_ssrc: u32) {
+        for block in blocks {
+            match block {
+                XrBlock::ReceiverReferenceTime { ntp: theirs } => self.last_rrtr = Some((theirs.middle(), now)),
+                XrBlock::Dlrr(items) => {
+                    // RFC 3611 §4.5: the item for our SSRC answers our RRTR.
+                    if let Some(item) = items.iter().find(|i| i.ssrc == our_ssrc && i.last_rr != 0) {
+                        self.round_trip(ntp, item.last_rr, item.delay_since_last_rr);
+                    }
+                }
+                XrBlock::VoipMetrics(m) if m.ssrc == our_ssrc => self.summary.remote_metrics = Some(m),
+                XrBlock::VoipMetrics(_) | XrBlock::StatisticsSummary(_) => {}
+                XrBlock::Ignored { .. } => self.summary.counters.ignored += 1,
+            }
+        }
+    }
+
+    /// RFC 3550 §6.4.1: RTT = A − LSR − DLSR, all in 1/65536 s (the middle 32 bits of NTP time).
+    fn round_trip(&mut self, ntp: NtpTimestamp, last: u32, delay: u32) {
+        let rtt = ntp.middle().wrapping_sub(last).wrapping_sub(delay);
+        // A "negative" round trip (clock steps, bogus DLSR) wraps to a huge value: discarded.
+        let rtt = from_compact(rtt);
+        if rtt <= MAX_RTT {
+            self.summary.rtt = Some(rtt);
+        }
+    }
+
+    /// A.7 `avg_rtcp_size`: a moving average of compound sizes with 28 octets of UDP/IPv4 header.
+    fn update_avg_size(&mut self, len: usize) {
+        self.avg_rtcp_size = (len as f64 + 28.0) / 16.0 + self.avg_rtcp_size * 15.0 / 16.0;
+    }
+
+    /// The deterministic interval of RFC 3550 §6.3.1/A.7 for a two-party session.
+    fn interval(&self, inputs: &ReportInputs) -> Duration {
+        let we_sent = inputs.sender.packets > self.sent_at_last_report;
+        let peer_sends = inputs.receiver.is_some();
+        let senders = u32::from(we_sent) + u32::from(peer_sends);
+        let rtcp_bw = f64::from(self.config.session_bandwidth) / 8.0 * 0.05;
+        rtcp_interval(2, senders, rtcp_bw, we_sent, self.avg_rtcp_size, self.config.min_interval)
+    }
+}
+
+/// RFC 3550 A.7 `rtcp_interval` without its randomisation: `members` and `senders` in the session,
+/// `rtcp_bw` in octets/s, `avg_rtcp_size` in octets, `min` the Tmin (already halved for the first
+/// report by the caller).
+pub fn rtcp_interval(
+    members: u32,
+    senders: u32,
+    rtcp_bw: f64,
+    we_sent: bool,
+    avg_rtcp_size: f64,
+    min: Duration,
+) -> Duration {
+    // A.7: senders get a quarter of the RTCP bandwidth when they are at most a quarter of members.
+    const SENDER_FRACTION: f64 = 0.25;
+    let mut n = f64::from(members.max(1));
+    let mut bw = rtcp_bw;
+    let senders = f64::from(senders);
+    if senders <= n * SENDER_FRACTION {
+        if we_sent {
+            bw *= SENDER_FRACTION;
+            n = senders;
+        } else {
+            bw *= 1.0 - SENDER_FRACTION;
+            n -= senders;
+        }
+    }
+    let t = if bw > 0.0 { avg_rtcp_size * n / bw } else { f64::INFINITY };
+    Duration::from_secs_f64(t.max(min.as_secs_f64()).min(3600.0))
+}
+
+/// A.7: T × [0.5, 1.5), divided by e − 3/2 to compensate for timer reconsideration. `r` in [0, 1).
+pub fn randomised(t: Duration, r: f64) -> Duration {
+    const COMPENSATION: f64 = std::f64::consts::E - 1.5;
+    t.mul_f64((r + 0.5) / COMPENSATION)
+}
+
+/// BT 6 from the interval's figures: loss, duplicates and jitter flagged, no TTL (we do not read it).
+fn statistics_summary(r: &ReceiverInputs) -> StatisticsSummary {
+    let i = &r.interval;
+    StatisticsSummary {
+        ssrc: r.reception.ssrc,
+        begin_seq: i.begin_seq,
+        end_seq: i.end_seq,
+        lost_packets: Some(i.lost),
+        dup_packets: Some(i.duplicates),
+        jitter: Some(JitterSummary { min: i.jitter_min, max: i.jitter_max, mean: i.jitter_mean, dev: i.jitter_dev }),
+        ttl: None,
+    }
+}
