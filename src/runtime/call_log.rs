@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+use rms_filters::rtp::xr::VoipMetrics;
+
 use crate::media::LegReport;
 use crate::session::{CallRecord, EndReason};
 
@@ -42,11 +44,13 @@ pub fn record_json(record: &CallRecord, epoch: SystemTime) -> Value {
         EndReason::Error { detail } => Some(detail.clone()),
         _ => None,
     };
-    let legs: Vec<Value> =
-        [record.leg.as_ref().map(|r| leg_json("A", r)), record.b_leg.as_ref().map(|r| leg_json("B", r))]
-            .into_iter()
-            .flatten()
-            .collect();
+    let legs: Vec<Value> = [
+        record.leg.as_ref().map(|r| leg_json("A", r, record.started)),
+        record.b_leg.as_ref().map(|r| leg_json("B", r, record.started)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     json!({
         "call_id": record.id,
         "from": record.from,
@@ -66,11 +70,37 @@ pub fn record_json(record: &CallRecord, epoch: SystemTime) -> Value {
     })
 }
 
-/// The seed's "RTP STATISTICS" and "FILTER USAGE STATISTICS" blocks, structured.
-pub fn leg_json(label: &str, report: &LegReport) -> Value {
+/// The seed's "RTP STATISTICS" and "FILTER USAGE STATISTICS" blocks, structured, and the leg's quality
+/// (E-model per interval, RTCP, the last XR VoIP metrics both ways). `call_started` dates `mos_min_at`.
+pub fn leg_json(label: &str, report: &LegReport, call_started: Duration) -> Value {
     let (s, r) = (&report.sent, &report.received);
+    let q = &report.rtcp.quality;
+    let c = &report.rtcp.counters;
+    let round = |v: f64| (v * 1000.0).round() / 1000.0;
     json!({
         "leg": label,
+        "quality": {
+            "mos_min": q.mos_min().map(|m| round(m.mos)),
+            "mos_min_at_s": q.mos_min().map(|m| round(m.at.saturating_sub(call_started).as_secs_f64())),
+            "mos_max": q.mos_max().map(|m| round(m.mos)),
+            "mos_average": q.mos_avg().map(round),
+            "packetloss_percent": q.loss_pct_avg().map(round),
+            "jitter_ms": q.jitter_ms_avg().map(round),
+            "roundtrip_ms": q.rtt_ms_avg().map(round),
+            "samples": q.count(),
+            "local_xr": report.rtcp.local_metrics.map(|m| xr_json(&m)),
+            "remote_xr": report.rtcp.remote_metrics.map(|m| xr_json(&m)),
+        },
+        "rtcp": {
+            "sent_packets": c.sent_packets,
+            "sent_bytes": c.sent_bytes,
+            "received_packets": c.received_packets,
+            "received_bytes": c.received_bytes,
+            "malformed": c.malformed,
+            "ignored": c.ignored,
+            "local_ssrc": report.local_ssrc,
+            "remote_ssrc": report.remote_ssrc,
+        },
         "rtp": {
             "sent_packets": s.packets,
             "sent_bytes": s.bytes,
@@ -91,6 +121,27 @@ pub fn leg_json(label: &str, report: &LegReport) -> Value {
             "max_ns": row.stats.max_ns,
             "share_percent": (row.share_percent * 100.0).round() / 100.0,
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// An RFC 3611 VoIP metrics block in its report units (percent, ms, MOS).
+fn xr_json(m: &VoipMetrics) -> Value {
+    let pct = |v: u8| (f64::from(v) * 1000.0 / 256.0).round() / 10.0;
+    let opt = |v: u8| (v != 127).then_some(v);
+    json!({
+        "loss_percent": pct(m.loss_rate),
+        "discard_percent": pct(m.discard_rate),
+        "burst_density_percent": pct(m.burst_density),
+        "gap_density_percent": pct(m.gap_density),
+        "burst_duration_ms": m.burst_duration,
+        "gap_duration_ms": m.gap_duration,
+        "round_trip_ms": m.round_trip_delay,
+        "end_system_delay_ms": m.end_system_delay,
+        "r_factor": opt(m.r_factor),
+        "mos_lq": opt(m.mos_lq).map(|v| f64::from(v) / 10.0),
+        "mos_cq": opt(m.mos_cq).map(|v| f64::from(v) / 10.0),
+        "jb_nominal_ms": m.jb_nominal,
+        "jb_max_ms": m.jb_maximum,
     })
 }
 

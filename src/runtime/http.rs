@@ -35,6 +35,18 @@ pub fn prometheus() -> &'static PrometheusHandle {
                     &ms(&[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0]),
                 )
             })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("rms_call_mos".into()),
+                    &[1.0, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.3, 4.4, 4.5],
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("rms_call_packet_loss_percent".into()),
+                    &[0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0],
+                )
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();

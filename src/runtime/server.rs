@@ -109,6 +109,14 @@ impl ServerApp {
                 tracing::debug!(call = %record.id, "call ended\n{report}");
             }
             metrics::counter!("rms_calls_total", "outcome" => record.reason.name()).increment(1);
+            // Per leg, average MOS and loss over the call (legs with no measured interval are skipped).
+            for (label, report) in [("A", &record.leg), ("B", &record.b_leg)] {
+                let Some(q) = report.as_ref().map(|r| &r.rtcp.quality) else { continue };
+                if let (Some(mos), Some(loss)) = (q.mos_avg(), q.loss_pct_avg()) {
+                    metrics::histogram!("rms_call_mos", "leg" => label).record(mos);
+                    metrics::histogram!("rms_call_packet_loss_percent", "leg" => label).record(loss);
+                }
+            }
             if let Some(log) = &mut self.call_log {
                 if let Err(e) = log.append(&record) {
                     tracing::error!(call = %record.id, error = %e, "call log write failed");
