@@ -1,4 +1,4 @@
-//! Fuzz bodies for the SIP and SDP parsers: `fuzz/` (cargo-fuzz, feature `fuzzing`) calls them on
+//! Fuzz bodies for the SIP, SDP and RTCP parsers: `fuzz/` (cargo-fuzz, feature `fuzzing`) calls them on
 //! generated inputs and `cargo test` runs them over the seed corpus in `fuzz/corpus/` and over
 //! random and mutated messages.
 //!
@@ -8,6 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use rms_filters::codec::CodecKind;
+use rms_filters::rtp::rtcp::RtcpCompound;
 
 use crate::sdp::{
     build_offer, negotiate_answer, negotiate_offer_answer, AnswerConfig, Direction, OfferConfig, OriginState,
@@ -74,6 +75,18 @@ pub fn sdp(data: &[u8]) {
     let _ = negotiate_offer_answer(&ours, &offer);
 }
 
+/// An RTCP compound datagram (RFC 3550 §6, RFC 3611 XR): parse; what parses writes back and re-parses
+/// to the same value.
+pub fn rtcp(data: &[u8]) {
+    let Ok(compound) = RtcpCompound::parse(data) else { return };
+    let mut out = Vec::new();
+    if let Err(e) = compound.write(&mut out) {
+        panic!("a parsed compound does not write: {e}\n{compound:?}");
+    }
+    let again = RtcpCompound::parse(&out).unwrap_or_else(|e| panic!("our compound does not parse: {e}\n{out:02x?}"));
+    assert_eq!(again, compound, "the compound changed through writing");
+}
+
 fn drain(framer: &mut StreamFramer) {
     while let Some(framed) = framer.next_message() {
         if let Ok(msg) = framed {
@@ -135,7 +148,12 @@ mod tests {
     fn seeds(target: &'static str) -> &'static [Vec<u8>] {
         static SIP: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
         static SDP: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-        let cell = if target == "sdp" { &SDP } else { &SIP };
+        static RTCP: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+        let cell = match target {
+            "sdp" => &SDP,
+            "rtcp" => &RTCP,
+            _ => &SIP,
+        };
         cell.get_or_init(|| corpus(target).into_iter().map(|(_, b)| b).collect())
     }
 
@@ -163,6 +181,22 @@ mod tests {
         }
     }
 
+    #[test]
+    fn rtcp_corpus() {
+        let files = corpus("rtcp");
+        assert!(files.len() >= 8);
+        let mut parsed = 0;
+        for (path, bytes) in files {
+            let name = path.display().to_string();
+            std::panic::catch_unwind(|| rtcp(&bytes)).unwrap_or_else(|_| panic!("{name}"));
+            // The seeds named bad_* are the malformed ones; the others must parse, or they seed nothing.
+            let ok = RtcpCompound::parse(&bytes).is_ok();
+            assert_eq!(ok, !name.contains("/bad_"), "{name}");
+            parsed += usize::from(ok);
+        }
+        assert!(parsed >= 5);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -171,6 +205,7 @@ mod tests {
             sip_message(&data);
             sip_stream(&data);
             sdp(&data);
+            rtcp(&data);
         }
 
         /// A corpus message with a few bytes replaced, inserted or removed, and maybe cut short.
@@ -208,6 +243,28 @@ mod tests {
                 if i < m.len() { m[i] = byte } else { m.push(byte) }
             }
             sdp(&m);
+        }
+
+        /// An RTCP seed with bytes replaced, bits flipped, bytes inserted, and maybe cut short.
+        #[test]
+        fn mutated_rtcp(
+            pick in any::<prop::sample::Index>(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..5),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut m = pick.get(seeds("rtcp")).clone();
+            for (at, byte, kind) in edits {
+                let i = at.index(m.len() + 1);
+                match kind {
+                    0 if i < m.len() => m[i] = byte,
+                    1 if i < m.len() => m[i] ^= 1 << (byte % 8),
+                    _ => m.insert(i, byte),
+                }
+            }
+            if cut.index(4) == 0 {
+                m.truncate(cut.index(m.len() + 1));
+            }
+            rtcp(&m);
         }
     }
 }
