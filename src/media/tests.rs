@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use rms_filters::codec::telephone_event::TelephoneEvent;
 use rms_filters::codec::CodecKind;
+use rms_filters::rtp::rtcp::{RtcpCompound, RtcpPacket};
+use rms_filters::rtp::xr::XrBlock;
 use rms_filters::testing::{best_correlation, goertzel_ratio, read_wav, sine, write_wav};
 use rms_filters::{Filter, FilterDesc, FilterError, NoClock, ProcessCx, TICK};
 use rtp_types::{RtpPacket, RtpPacketBuilder};
@@ -678,4 +680,107 @@ fn a_packet_lost_before_a_transcoding_bridge_is_concealed_not_a_gap() {
     assert!(goertzel_ratio(&pcm, 8000, 440.0) > 0.9, "the tone goes on through the loss");
     let report = w.destroy(A);
     assert!(report.usage.rows.iter().any(|r| r.name == "decoder"), "{}", report.usage);
+}
+
+/// RFC 3550 §6.4.1 and RFC 3611 §4.6/§4.7 figures of the report a leg sends, for a seeded loss and
+/// jitter pattern, against values worked out by hand. The far end sends 100 PCMU packets, one per
+/// 20 ms; 40, 41, 42 (a burst) and 80 (alone) are lost; every odd packet arrives 10 ms late. The leg is
+/// destroyed 2.1 s in, before its first periodic report (Tmin 10 s: the first comes after at least
+/// 5 s / (e − 3/2) = 4.1 s), so its closing compound covers the whole stream.
+#[test]
+fn the_closing_report_carries_exact_loss_jitter_and_burst_gap_figures() {
+    let mut c = MediaCoordinator::new(7, Box::new(NoClock));
+    c.set_rtcp(crate::config::RtcpSettings {
+        min_interval: Duration::from_secs(10),
+        xr: crate::config::XrPolicy::Always,
+    });
+    let mut w = World { c, tick: 0, sent: Vec::new(), rtcp: Vec::new(), events: Vec::new() };
+    w.cmd(MediaCmd::CreateLeg { leg: A, media: pcmu(4000) });
+    let mut peer = Peer::new(CodecKind::Pcmu, 0, 0xfeed, 440.0);
+    let (base_seq, ssrc) = (peer.seq, peer.ssrc);
+    let mut late: Option<Vec<u8>> = None;
+    for i in 0..100u32 {
+        // Tick 2i: packet i on time (even) or held back one tick (odd).
+        let d = if [40, 41, 42, 80].contains(&i) {
+            peer.lose();
+            None
+        } else {
+            Some(peer.audio())
+        };
+        match (i % 2, d) {
+            (0, Some(d)) => w.rtp(A, &d),
+            (_, d) => late = d,
+        }
+        w.step();
+        if let Some(d) = late.take() {
+            w.rtp(A, &d);
+        }
+        w.step();
+    }
+    for _ in 0..10 {
+        w.step();
+    }
+    assert!(w.rtcp.is_empty(), "no periodic report before 4.1 s");
+    let report = w.destroy(A);
+    let (_, bye) = w.rtcp.last().expect("the closing compound").clone();
+    let compound = RtcpCompound::parse(&bye).expect("rms's RTCP parses");
+    let mut blocks = Vec::new();
+    let mut xr_blocks = Vec::new();
+    let mut bye_seen = false;
+    for p in &compound.packets {
+        match p {
+            RtcpPacket::ReceiverReport { reports, .. } => blocks.extend(reports.iter().copied()),
+            RtcpPacket::Xr { blocks, .. } => xr_blocks.extend(blocks.iter().cloned()),
+            RtcpPacket::Bye { ssrcs, .. } => bye_seen = ssrcs == &vec![report.local_ssrc],
+            _ => {}
+        }
+    }
+    assert!(bye_seen, "{compound:?}");
+    // RR: one block about the far end. RFC 3550 A.1 counts from the packet that ends probation (base + 1):
+    // expected 99, received 95, 4 lost; the fraction over the one interval is 4 × 256 / 99 = 10.3 → 10.
+    // Jitter by A.8's integer code: |D| is 80 units (10 ms at 8 kHz) between neighbours of different
+    // parity and 0 across the two gaps that join odd to odd (39→43, 79→81); J16 += |D| − ((J16 + 8) >> 4)
+    // over the pairs ends at 1248, reported as 1248 >> 4 = 78.
+    assert_eq!(blocks.len(), 1);
+    let b = blocks[0];
+    assert_eq!(b.reception.ssrc, ssrc);
+    assert_eq!(b.reception.cumulative_lost, 4);
+    assert_eq!(b.reception.fraction_lost, 10);
+    assert_eq!(b.reception.extended_highest_seq & 0xffff, u32::from(base_seq.wrapping_add(99)));
+    assert_eq!(b.reception.jitter, 78);
+    assert_eq!((b.last_sr, b.delay_since_last_sr), (0, 0), "no SR from the far end yet");
+    // XR BT 7 (RFC 3611 §4.7): loss rate 4/99 × 256 = 10.3 → 10; no discards. Appendix A with Gmin 16: 40–42
+    // are one burst of 3 packets, all lost (density 3/3 = 1 → 255, duration 3 × 20 = 60 ms); 80 has 37
+    // received before it, so it is a gap loss: the gaps hold 96 received + 1 lost = 97 packets, density
+    // 1/97 × 256 = 2.6 → 2, mean duration 97 × 20 ms / 2 gaps = 970 ms.
+    let m = xr_blocks
+        .iter()
+        .find_map(|b| match b {
+            XrBlock::VoipMetrics(m) => Some(*m),
+            _ => None,
+        })
+        .expect("VoIP metrics");
+    assert_eq!((m.ssrc, m.loss_rate, m.discard_rate), (ssrc, 10, 0));
+    assert_eq!((m.burst_density, m.burst_duration, m.gap_density, m.gap_duration, m.gmin), (255, 60, 2, 970, 16));
+    // G.711 with PLC at 4.04 % loss: Ie,eff = 95 × 4.04 / (4.04 + 25.1) = 13.17, R-LQ = 93.2 − 13.17 =
+    // 80.03 → MOS 4.02 (Annex B), ×10 = 40.
+    assert_eq!((m.r_factor <= 80, m.mos_lq), (true, 40));
+    // BT 6 (RFC 3611 §4.6) over the same packets: [base + 1, base + 100), 4 lost, no duplicates, |D| from
+    // 0 to 80 over 94 pairs, 92 of them 80: mean 92 × 80 / 94 = 78.3.
+    let s = xr_blocks
+        .iter()
+        .find_map(|b| match b {
+            XrBlock::StatisticsSummary(s) => Some(*s),
+            _ => None,
+        })
+        .expect("statistics summary");
+    assert_eq!((s.begin_seq, s.end_seq), (base_seq.wrapping_add(1), base_seq.wrapping_add(100)));
+    assert_eq!((s.lost_packets, s.dup_packets), (Some(4), Some(0)));
+    let j = s.jitter.expect("jitter flagged");
+    assert_eq!((j.min, j.max, j.mean), (0, 80, 78));
+    // The leg's quality: one interval measured, at 4 of 99 lost.
+    let q = &report.rtcp.quality;
+    assert_eq!(q.count(), 1);
+    assert!((q.loss_pct_avg().unwrap() - 400.0 / 99.0).abs() < 1e-9);
+    assert_eq!(report.rtcp.counters.sent_packets, 1);
 }
