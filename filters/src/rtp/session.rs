@@ -487,3 +487,173 @@ fn statistics_summary(r: &ReceiverInputs) -> StatisticsSummary {
         ttl: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::CodecKind;
+    use crate::rtp::burst_gap::BurstGapCounter;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Wall clock of `now` for a side: both sides share it, as NTP-synchronised hosts would.
+    fn ntp(now: Duration) -> NtpTimestamp {
+        NtpTimestamp::from_unix(Duration::from_secs(1_790_000_000) + now)
+    }
+
+    fn config(xr: bool) -> RtcpConfig {
+        RtcpConfig { xr, ..RtcpConfig::new("test@rms".into()) }
+    }
+
+    fn sender(ssrc: u32, packets: u64) -> SenderInputs {
+        SenderInputs { ssrc, packets, payload_octets: packets * 160, rtp_timestamp: 1234 }
+    }
+
+    fn inputs(sender: SenderInputs, receiver: Option<ReceiverInputs>) -> ReportInputs {
+        ReportInputs {
+            sender,
+            receiver,
+            impairment: quality::impairment(CodecKind::Pcmu, true),
+            packet_ms: 20,
+            plc: true,
+        }
+    }
+
+    /// A receiver that has heard `expected` packets of `ssrc`, `lost` of them lost.
+    fn heard(ssrc: u32, expected: u64, lost: i64) -> ReceiverInputs {
+        ReceiverInputs {
+            reception: ReceptionReport {
+                ssrc,
+                fraction_lost: 0,
+                cumulative_lost: lost as i32,
+                extended_highest_seq: 99,
+                jitter: 0,
+            },
+            expected,
+            lost,
+            discarded: 0,
+            interval: IntervalSummary::default(),
+            burst_gap: BurstGapCounter::new().metrics(20.0),
+            clock_rate: 8000,
+            jitter_buffer: JitterBufferFigures { nominal_ms: 40, maximum_ms: 200, abs_max_ms: 200, adaptive: true },
+            levels: None,
+        }
+    }
+
+    fn packets(bytes: &[u8]) -> Vec<RtcpPacket> {
+        RtcpCompound::parse(bytes).expect("our report parses").packets
+    }
+
+    /// RFC 3550 §6.4.1: A sends an SR; B answers in its RR with LSR = the SR's middle NTP bits and DLSR =
+    /// how long B held it; A's round trip = arrival − LSR − DLSR, the two 30 ms flights, to within one
+    /// 1/65536 s unit of the compact format.
+    #[test]
+    fn round_trip_from_lsr_and_dlsr_is_both_flights() {
+        let (a_ssrc, b_ssrc) = (0xaaaa, 0xbbbb);
+        let mut a = RtcpSession::new(config(false), ms(0), 1);
+        let mut b = RtcpSession::new(config(false), ms(0), 2);
+        let t0 = ms(1000);
+        let sr = a.report(t0, ntp(t0), &inputs(sender(a_ssrc, 50), Some(heard(b_ssrc, 50, 0)))).unwrap();
+        assert!(matches!(packets(&sr)[0], RtcpPacket::SenderReport { ssrc: 0xaaaa, .. }), "A sent RTP: an SR");
+        let arrive_b = t0 + ms(30);
+        b.receive(arrive_b, ntp(arrive_b), &sr, b_ssrc);
+        // B reports 700 ms later; it sent nothing, so an RR.
+        let t1 = arrive_b + ms(700);
+        let rr = b.report(t1, ntp(t1), &inputs(sender(b_ssrc, 0), Some(heard(a_ssrc, 50, 0)))).unwrap();
+        let RtcpPacket::ReceiverReport { reports, .. } = &packets(&rr)[0] else { panic!("B sent no RTP: an RR") };
+        assert_eq!(reports[0].last_sr, ntp(t0).middle());
+        assert_eq!(reports[0].delay_since_last_sr, 700 * 65536 / 1000);
+        let arrive_a = t1 + ms(30);
+        a.receive(arrive_a, ntp(arrive_a), &rr, a_ssrc);
+        let rtt = a.rtt().expect("a round trip");
+        assert!(rtt.abs_diff(ms(60)) <= Duration::from_micros(31), "{rtt:?}");
+        assert_eq!(a.summary().remote_ssrc, Some(b_ssrc));
+        assert_eq!(a.summary().remote_cname.as_deref(), Some("test@rms"));
+    }
+
+    /// RFC 3611 §4.4–4.5: a receiver-only side gets its round trip from its RRTR answered by a DLRR.
+    #[test]
+    fn round_trip_from_rrtr_and_dlrr_without_any_sr() {
+        let (a_ssrc, b_ssrc) = (0xaaaa, 0xbbbb);
+        let mut a = RtcpSession::new(config(true), ms(0), 1);
+        let mut b = RtcpSession::new(config(true), ms(0), 2);
+        let t0 = ms(1000);
+        let rr = a.report(t0, ntp(t0), &inputs(sender(a_ssrc, 0), Some(heard(b_ssrc, 50, 0)))).unwrap();
+        b.receive(t0 + ms(45), ntp(t0 + ms(45)), &rr, b_ssrc);
+        let t1 = t0 + ms(545);
+        let reply = b.report(t1, ntp(t1), &inputs(sender(b_ssrc, 0), Some(heard(a_ssrc, 50, 0)))).unwrap();
+        let dlrr = packets(&reply).into_iter().find_map(|p| match p {
+            RtcpPacket::Xr { blocks, .. } => blocks.into_iter().find_map(|b| match b {
+                XrBlock::Dlrr(items) => Some(items),
+                _ => None,
+            }),
+            _ => None,
+        });
+        let item = dlrr.expect("a DLRR")[0];
+        assert_eq!((item.ssrc, item.last_rr, item.delay_since_last_rr), (a_ssrc, ntp(t0).middle(), 500 * 65536 / 1000));
+        a.receive(t1 + ms(45), ntp(t1 + ms(45)), &reply, a_ssrc);
+        assert!(a.rtt().expect("a round trip").abs_diff(ms(90)) <= Duration::from_micros(31));
+    }
+
+    /// Malformed datagrams are counted and change nothing; a round trip beyond 10 s is a clock error.
+    #[test]
+    fn malformed_rtcp_is_counted_and_bogus_round_trips_are_ignored() {
+        let mut a = RtcpSession::new(config(false), ms(0), 1);
+        for bad in [&[][..], &[0x80, 201, 0, 7, 1, 2][..], &[0x40, 200, 0, 1, 0, 0, 0, 0][..]] {
+            a.receive(ms(10), ntp(ms(10)), bad, 1);
+        }
+        let c = a.summary().counters;
+        assert_eq!((c.received_packets, c.malformed), (3, 3));
+        // An RR about us whose LSR/DLSR put our SR in the future: the wrapped difference is huge.
+        let block = ReportBlock {
+            reception: ReceptionReport { ssrc: 1, ..ReceptionReport::default() },
+            last_sr: ntp(ms(5000)).middle(),
+            delay_since_last_sr: 0,
+        };
+        let mut rr = Vec::new();
+        RtcpCompound { packets: vec![RtcpPacket::ReceiverReport { ssrc: 2, reports: vec![block] }] }
+            .write(&mut rr)
+            .unwrap();
+        a.receive(ms(20), ntp(ms(20)), &rr, 1);
+        assert_eq!(a.rtt(), None);
+        assert_eq!(a.summary().remote_reception, Some(block));
+    }
+
+    /// RFC 3550 A.7: Tmin once the bandwidth share allows more often; the first report after half of
+    /// it; the randomisation spreads T over [0.5, 1.5) × T / (e − 3/2).
+    #[test]
+    fn intervals_follow_a7() {
+        // 64 kbit/s, RTCP 5 % = 400 octets/s, two members each 100 octets: 0.5 s, raised to Tmin.
+        assert_eq!(rtcp_interval(2, 2, 400.0, true, 100.0, Duration::from_secs(5)), Duration::from_secs(5));
+        // At 8 kbit/s (50 octets/s) and 200-octet compounds: 2 × 200 / 50 = 8 s, above Tmin.
+        assert_eq!(rtcp_interval(2, 2, 50.0, true, 200.0, Duration::from_secs(5)), Duration::from_secs(8));
+        // One sender of 8 members: senders share a quarter of the bandwidth among themselves.
+        assert_eq!(rtcp_interval(8, 1, 400.0, true, 100.0, Duration::ZERO), Duration::from_secs(1));
+        let t = Duration::from_secs(5);
+        let comp = std::f64::consts::E - 1.5;
+        assert!((randomised(t, 0.0).as_secs_f64() - 2.5 / comp).abs() < 1e-9);
+        assert!((randomised(t, 1.0).as_secs_f64() - 7.5 / comp).abs() < 1e-9);
+        let s = RtcpSession::new(config(false), ms(0), 9);
+        let first = s.next_report().as_secs_f64();
+        assert!((1.25 / comp..3.75 / comp).contains(&first), "{first}");
+    }
+
+    /// An interval's E-model sample uses its own loss, not the cumulative: 2 of 100, then 0 of 100.
+    #[test]
+    fn each_interval_is_sampled_from_its_own_figures() {
+        let mut a = RtcpSession::new(config(false), ms(0), 1);
+        a.report(ms(5000), ntp(ms(5000)), &inputs(sender(1, 0), Some(heard(2, 100, 2)))).unwrap();
+        a.report(ms(10000), ntp(ms(10000)), &inputs(sender(1, 0), Some(heard(2, 200, 2)))).unwrap();
+        let q = &a.summary().quality;
+        assert_eq!(q.count(), 2);
+        assert!((q.loss_pct_avg().unwrap() - 1.0).abs() < 1e-9);
+        // The lossless interval scores the G.711 maximum (R 93.2 less the 60 ms end-system delay's Id
+        // 0.024 × 60 = 1.44: R 91.76 → MOS 4.39); the lossy one less.
+        let max = q.mos_max().unwrap();
+        assert_eq!(max.at, ms(10000));
+        assert!((max.mos - quality::mos_from_r(93.2 - 0.024 * 60.0)).abs() < 1e-9);
+        assert!(q.mos_min().unwrap().mos < max.mos);
+    }
+}
