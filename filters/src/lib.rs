@@ -12,6 +12,7 @@ pub mod codec;
 pub mod filter;
 pub mod frame;
 pub mod graph;
+pub mod level;
 pub mod nodes;
 pub mod rtp;
 #[cfg(feature = "testing")]

@@ -210,6 +210,9 @@ impl Leg {
                 levels: None,
             })
         });
+        // RFC 3611 §4.7.4: levels of the decoded audio, when this leg decodes what it receives.
+        let levels = self.decoder.and_then(|d| self.rx.filter::<Decoder>(d)).map(|d| d.levels.levels());
+        let receiver = receiver.map(|r| ReceiverInputs { levels, ..r });
         ReportInputs {
             sender,
             receiver,

@@ -361,6 +361,10 @@ fn transcode_pcmu_pcma_keeps_both_tones_with_the_same_delay_each_way() {
     let report = w.destroy(A);
     let ran = |name: &str| report.usage.rows.iter().any(|r| r.name == name && r.stats.count > 0);
     assert!(ran("decoder") && ran("bridge_out") && ran("bridge_in") && ran("encoder"), "{}", report.usage);
+    // RFC 3611 §4.7.4 from the decoded tone: peak 8000 is 20·log10(8000 / 32767) + 3.17 = −9.1 dBm0; no
+    // silence was heard (noise unavailable, 127).
+    let m = report.rtcp.local_metrics.expect("the closing report measured the stream");
+    assert_eq!((m.signal_level, m.noise_level), (-9, 127));
 }
 
 #[test]

@@ -12,6 +12,7 @@
 use crate::codec::{AudioDecoder, CodecKind};
 use crate::filter::{Filter, FilterDesc, FilterError, ProcessCx};
 use crate::frame::{AudioFrame, Frame, RtpFrame};
+use crate::level::LevelMeter;
 
 /// The longest gap concealed, in ms; longer ones are silence or DTX.
 pub const MAX_CONCEAL_MS: u32 = 120;
@@ -33,6 +34,8 @@ pub struct Decoder {
     pub decode_errors: u64,
     /// Packets at or behind the last decoded one (duplicates, late), dropped.
     pub stale_packets: u64,
+    /// Signal and noise level of what was decoded (concealment excluded).
+    pub levels: LevelMeter,
 }
 
 /// The last packet decoded.
@@ -58,6 +61,7 @@ impl Decoder {
             fec_recovered: 0,
             decode_errors: 0,
             stale_packets: 0,
+            levels: LevelMeter::new(),
         }
     }
 
@@ -145,6 +149,7 @@ impl Filter for Decoder {
             let before = samples.len();
             match self.codec.decode(&rtp.payload, &mut samples) {
                 Ok(()) => {
+                    self.levels.frame(&samples[before..]);
                     let decoded = (samples.len() - before) as u64;
                     let duration = decoded * u64::from(self.codec.kind().clock_rate()) / u64::from(rate.max(1));
                     self.last = Some(Last {

@@ -96,8 +96,8 @@ pub struct ReceiverInputs {
     pub burst_gap: BurstGapMetrics,
     pub clock_rate: u32,
     pub jitter_buffer: JitterBufferFigures,
-    /// Signal and noise level of the decoded audio in dBm0 (RFC 3611 §4.7.4), when it is decoded.
-    pub levels: Option<(i8, i8)>,
+    /// Signal and noise level of the decoded audio in dBm0 (RFC 3611 §4.7.4), each when measured.
+    pub levels: Option<(Option<i8>, Option<i8>)>,
 }
 
 /// Everything a report needs besides the session's own state.
@@ -353,7 +353,8 @@ impl RtcpSession {
             },
             jb_rate: 0,
         };
-        let (signal, noise) = r.levels.unwrap_or((UNAVAILABLE as i8, UNAVAILABLE as i8));
+        let (signal, noise) = r.levels.unwrap_or((None, None));
+        let (signal, noise) = (signal.unwrap_or(UNAVAILABLE as i8), noise.unwrap_or(UNAVAILABLE as i8));
         // RFC 3611 §4.7.1: fractions of the packets expected since reception began, in 1/256.
         let rate = |n: u64, of: u64| (n.saturating_mul(256)).checked_div(of).map_or(0, |r| r.min(255) as u8);
         let total_expected = r.expected;
