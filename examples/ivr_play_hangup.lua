@@ -19,3 +19,14 @@ end
 event_route["rms:after_play"] = function(call)
   call:hangup()
 end
+
+-- Runs when any call ends (rtpengine's mos_* figures, measured by rms itself; nil when not measured).
+event_route["rms:hangup"] = function(call)
+  local a = call.quality and call.quality.A
+  if a and a.mos.average then
+    rms.log("info", string.format("call %s ended (%s): MOS avg %.2f min %.2f, loss %.1f %%, jitter %.1f ms",
+      call.id, call.end_reason, a.mos.average, a.mos.min, a.packetloss, a.jitter))
+  else
+    rms.log("info", "call " .. call.id .. " ended (" .. call.end_reason .. "), no media measured")
+  end
+end

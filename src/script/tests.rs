@@ -249,4 +249,10 @@ fn the_hangup_route_reads_the_end_reason_and_each_legs_quality() {
     v.quality = vec![a, b];
     let actions = h.run(RouteName::Event(HANGUP_ROUTE), &v).unwrap();
     assert_eq!(actions, vec![Action::Hangup { code: None, reason: None }]);
+    // The built-in example's hangup route logs with and without measured quality.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ivr_play_hangup.lua");
+    let mut example = LuaHost::load(&path).unwrap();
+    assert_eq!(example.run(RouteName::Event(HANGUP_ROUTE), &v).unwrap(), vec![]);
+    v.quality.clear();
+    assert_eq!(example.run(RouteName::Event(HANGUP_ROUTE), &v).unwrap(), vec![]);
 }
