@@ -6,9 +6,11 @@
 //! may panic the process), or a message that does not survive our own printing.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use rms_filters::codec::CodecKind;
-use rms_filters::rtp::rtcp::RtcpCompound;
+use rms_filters::rtp::rtcp::{NtpTimestamp, RtcpCompound};
+use rms_filters::rtp::session::{ReportInputs, RtcpConfig, RtcpSession, SenderInputs};
 
 use crate::sdp::{
     build_offer, negotiate_answer, negotiate_offer_answer, AnswerConfig, Direction, OfferConfig, OriginState,
@@ -78,7 +80,28 @@ pub fn sdp(data: &[u8]) {
 /// An RTCP compound datagram (RFC 3550 §6, RFC 3611 XR): parse; what parses writes back and re-parses
 /// to the same value.
 pub fn rtcp(data: &[u8]) {
-    let Ok(compound) = RtcpCompound::parse(data) else { return };
+    // What a leg does with any datagram from its peer: counted, parsed or counted malformed, never a
+    // panic; then a report of its own still writes.
+    let mut session = RtcpSession::new(RtcpConfig::new("fuzz@rms".into()), Duration::ZERO, 1);
+    let ntp = NtpTimestamp::from_unix(Duration::from_secs(1_790_000_000));
+    session.receive(Duration::from_millis(10), ntp, data, 0x1234);
+    let counters = session.summary().counters;
+    assert_eq!((counters.received_packets, counters.received_bytes), (1, data.len() as u64));
+    let inputs = ReportInputs {
+        sender: SenderInputs { ssrc: 0x1234, packets: 1, payload_octets: 160, rtp_timestamp: 0 },
+        receiver: None,
+        impairment: rms_filters::rtp::quality::impairment(CodecKind::Pcmu, true),
+        packet_ms: 20,
+        plc: false,
+    };
+    let report = session.report(Duration::from_secs(1), ntp, &inputs).expect("a report always writes");
+    RtcpCompound::parse(&report).expect("our report parses");
+
+    let Ok(compound) = RtcpCompound::parse(data) else {
+        assert_eq!(counters.malformed, 1);
+        return;
+    };
+    assert_eq!(counters.malformed, 0);
     let mut out = Vec::new();
     if let Err(e) = compound.write(&mut out) {
         panic!("a parsed compound does not write: {e}\n{compound:?}");
