@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use rms_filters::codec::telephone_event::TelephoneEvent;
 use rms_filters::codec::CodecKind;
-use rms_filters::rtp::rtcp::{RtcpCompound, RtcpPacket};
-use rms_filters::rtp::xr::XrBlock;
+use rms_filters::rtp::rtcp::{ReportBlock, RtcpCompound, RtcpPacket};
+use rms_filters::rtp::xr::{StatisticsSummary, VoipMetrics, XrBlock};
 use rms_filters::testing::{best_correlation, goertzel_ratio, read_wav, sine, write_wav};
 use rms_filters::{Filter, FilterDesc, FilterError, NoClock, ProcessCx, TICK};
 use rtp_types::{RtpPacket, RtpPacketBuilder};
@@ -686,6 +686,54 @@ fn a_packet_lost_before_a_transcoding_bridge_is_concealed_not_a_gap() {
     assert!(report.usage.rows.iter().any(|r| r.name == "decoder"), "{}", report.usage);
 }
 
+impl World {
+    /// One PCMU leg A reporting XR, whose first periodic report comes after at least 10 s / 2 /
+    /// (e − 3/2) = 4.1 s: a stream shorter than that is all in its closing report.
+    fn reporting_once() -> Self {
+        let mut c = MediaCoordinator::new(7, Box::new(NoClock));
+        c.set_rtcp(crate::config::RtcpSettings {
+            min_interval: Duration::from_secs(10),
+            xr: crate::config::XrPolicy::Always,
+        });
+        let mut w = World { c, tick: 0, sent: Vec::new(), rtcp: Vec::new(), events: Vec::new() };
+        w.cmd(MediaCmd::CreateLeg { leg: A, media: pcmu(4000) });
+        w
+    }
+
+    /// Destroy A and read its closing compound: the report, its report blocks and XR blocks (checking
+    /// it ends with BYE for A's SSRC).
+    fn closing_report(&mut self) -> (LegReport, Vec<ReportBlock>, Vec<XrBlock>) {
+        assert!(self.rtcp.is_empty(), "no periodic report before 4.1 s");
+        let report = self.destroy(A);
+        let (_, bye) = self.rtcp.last().expect("the closing compound").clone();
+        let compound = RtcpCompound::parse(&bye).expect("rms's RTCP parses");
+        let (mut blocks, mut xr_blocks, mut bye_seen) = (Vec::new(), Vec::new(), false);
+        for p in &compound.packets {
+            match p {
+                RtcpPacket::ReceiverReport { reports, .. } => blocks.extend(reports.iter().copied()),
+                RtcpPacket::Xr { blocks, .. } => xr_blocks.extend(blocks.iter().cloned()),
+                RtcpPacket::Bye { ssrcs, .. } => bye_seen = ssrcs == &vec![report.local_ssrc],
+                _ => {}
+            }
+        }
+        assert!(bye_seen, "{compound:?}");
+        (report, blocks, xr_blocks)
+    }
+}
+
+/// The VoIP metrics and statistics summary blocks of an XR packet.
+fn voip_and_summary(blocks: &[XrBlock]) -> (VoipMetrics, StatisticsSummary) {
+    let m = blocks.iter().find_map(|b| match b {
+        XrBlock::VoipMetrics(m) => Some(*m),
+        _ => None,
+    });
+    let s = blocks.iter().find_map(|b| match b {
+        XrBlock::StatisticsSummary(s) => Some(*s),
+        _ => None,
+    });
+    (m.expect("VoIP metrics"), s.expect("statistics summary"))
+}
+
 /// RFC 3550 §6.4.1 and RFC 3611 §4.6/§4.7 figures of the report a leg sends, for a seeded loss and
 /// jitter pattern, against values worked out by hand. The far end sends 100 PCMU packets, one per
 /// 20 ms; 40, 41, 42 (a burst) and 80 (alone) are lost; every odd packet arrives 10 ms late. The leg is
@@ -693,13 +741,7 @@ fn a_packet_lost_before_a_transcoding_bridge_is_concealed_not_a_gap() {
 /// 5 s / (e − 3/2) = 4.1 s), so its closing compound covers the whole stream.
 #[test]
 fn the_closing_report_carries_exact_loss_jitter_and_burst_gap_figures() {
-    let mut c = MediaCoordinator::new(7, Box::new(NoClock));
-    c.set_rtcp(crate::config::RtcpSettings {
-        min_interval: Duration::from_secs(10),
-        xr: crate::config::XrPolicy::Always,
-    });
-    let mut w = World { c, tick: 0, sent: Vec::new(), rtcp: Vec::new(), events: Vec::new() };
-    w.cmd(MediaCmd::CreateLeg { leg: A, media: pcmu(4000) });
+    let mut w = World::reporting_once();
     let mut peer = Peer::new(CodecKind::Pcmu, 0, 0xfeed, 440.0);
     let (base_seq, ssrc) = (peer.seq, peer.ssrc);
     let mut late: Option<Vec<u8>> = None;
@@ -724,22 +766,7 @@ fn the_closing_report_carries_exact_loss_jitter_and_burst_gap_figures() {
     for _ in 0..10 {
         w.step();
     }
-    assert!(w.rtcp.is_empty(), "no periodic report before 4.1 s");
-    let report = w.destroy(A);
-    let (_, bye) = w.rtcp.last().expect("the closing compound").clone();
-    let compound = RtcpCompound::parse(&bye).expect("rms's RTCP parses");
-    let mut blocks = Vec::new();
-    let mut xr_blocks = Vec::new();
-    let mut bye_seen = false;
-    for p in &compound.packets {
-        match p {
-            RtcpPacket::ReceiverReport { reports, .. } => blocks.extend(reports.iter().copied()),
-            RtcpPacket::Xr { blocks, .. } => xr_blocks.extend(blocks.iter().cloned()),
-            RtcpPacket::Bye { ssrcs, .. } => bye_seen = ssrcs == &vec![report.local_ssrc],
-            _ => {}
-        }
-    }
-    assert!(bye_seen, "{compound:?}");
+    let (report, blocks, xr_blocks) = w.closing_report();
     // RR: one block about the far end. RFC 3550 A.1 counts from the packet that ends probation (base + 1):
     // expected 99, received 95, 4 lost; the fraction over the one interval is 4 × 256 / 99 = 10.3 → 10.
     // Jitter by A.8's integer code: |D| is 80 units (10 ms at 8 kHz) between neighbours of different
@@ -757,13 +784,7 @@ fn the_closing_report_carries_exact_loss_jitter_and_burst_gap_figures() {
     // are one burst of 3 packets, all lost (density 3/3 = 1 → 255, duration 3 × 20 = 60 ms); 80 has 37
     // received before it, so it is a gap loss: the gaps hold 96 received + 1 lost = 97 packets, density
     // 1/97 × 256 = 2.6 → 2, mean duration 97 × 20 ms / 2 gaps = 970 ms.
-    let m = xr_blocks
-        .iter()
-        .find_map(|b| match b {
-            XrBlock::VoipMetrics(m) => Some(*m),
-            _ => None,
-        })
-        .expect("VoIP metrics");
+    let (m, s) = voip_and_summary(&xr_blocks);
     assert_eq!((m.ssrc, m.loss_rate, m.discard_rate), (ssrc, 10, 0));
     assert_eq!((m.burst_density, m.burst_duration, m.gap_density, m.gap_duration, m.gmin), (255, 60, 2, 970, 16));
     // G.711 with PLC at 4.04 % loss: Ie,eff = 95 × 4.04 / (4.04 + 25.1) = 13.17, R-LQ = 93.2 − 13.17 =
@@ -771,13 +792,6 @@ fn the_closing_report_carries_exact_loss_jitter_and_burst_gap_figures() {
     assert_eq!((m.r_factor <= 80, m.mos_lq), (true, 40));
     // BT 6 (RFC 3611 §4.6) over the same packets: [base + 1, base + 100), 4 lost, no duplicates, |D| from
     // 0 to 80 over 94 pairs, 92 of them 80: mean 92 × 80 / 94 = 78.3.
-    let s = xr_blocks
-        .iter()
-        .find_map(|b| match b {
-            XrBlock::StatisticsSummary(s) => Some(*s),
-            _ => None,
-        })
-        .expect("statistics summary");
     assert_eq!((s.begin_seq, s.end_seq), (base_seq.wrapping_add(1), base_seq.wrapping_add(100)));
     assert_eq!((s.lost_packets, s.dup_packets), (Some(4), Some(0)));
     let j = s.jitter.expect("jitter flagged");
@@ -787,4 +801,46 @@ fn the_closing_report_carries_exact_loss_jitter_and_burst_gap_figures() {
     assert_eq!(q.count(), 1);
     assert!((q.loss_pct_avg().unwrap() - 400.0 / 99.0).abs() < 1e-9);
     assert_eq!(report.rtcp.counters.sent_packets, 1);
+}
+
+/// A packet that arrives after its playout slot is a discard (RFC 3611 §4.7.1), not a loss: RFC 3550
+/// counts it received, the jitter buffer drops it as late, and its slot is a gap in what was played.
+/// 50 packets every 20 ms, on time but for packet 20, 310 ms late (between 35 and 36).
+#[test]
+fn a_packet_too_late_to_play_is_a_discard_with_exact_figures() {
+    let mut w = World::reporting_once();
+    let mut peer = Peer::new(CodecKind::Pcmu, 0, 0xbeef, 440.0);
+    let mut held = None;
+    for i in 0..50u32 {
+        let d = peer.audio();
+        if i == 20 {
+            held = Some(d);
+        } else {
+            w.rtp(A, &d);
+        }
+        w.step();
+        if i == 35 {
+            w.rtp(A, held.as_ref().expect("packet 20"));
+        }
+        w.step();
+    }
+    for _ in 0..10 {
+        w.step();
+    }
+    let (report, blocks, xr_blocks) = w.closing_report();
+    // Counting from the packet that ended probation: 49 expected, 49 received, none lost. Jitter (A.8
+    // integer code, arrival order): packet 20's transit is 31 ticks × 80 − 20 × 160 = 2480 units above
+    // the others', so |D| = 2480 into it and out of it, 0 elsewhere; J16 ends at 2076, reported 129.
+    let b = blocks[0].reception;
+    assert_eq!((b.cumulative_lost, b.fraction_lost, b.jitter), (0, 0, 129));
+    assert_eq!(report.received.late, 1);
+    // XR: loss rate 0; discard rate 1/49 × 256 = 5.2 → 5. Its slot is a gap loss in the Appendix A
+    // pattern (one loss among 50 packets, no burst): gap density 1/50 × 256 = 5.1 → 5, one gap of 50
+    // packets = 1000 ms.
+    let (m, s) = voip_and_summary(&xr_blocks);
+    assert_eq!((m.loss_rate, m.discard_rate), (0, 5));
+    assert_eq!((m.burst_density, m.burst_duration, m.gap_density, m.gap_duration), (0, 0, 5, 1000));
+    assert_eq!((s.lost_packets, s.dup_packets), (Some(0), Some(0)));
+    // The E-model's Ppl counts it: 1 of 49 not heard.
+    assert!((report.rtcp.quality.loss_pct_avg().unwrap() - 100.0 / 49.0).abs() < 1e-9);
 }
