@@ -70,11 +70,15 @@ impl VqReport {
         line(&mut b, format_args!("LocalID: {}", self.local_id));
         line(&mut b, format_args!("RemoteID: {}", self.remote_id));
         line(&mut b, format_args!("OrigID: {}", self.orig_id));
-        line(&mut b, format_args!("LocalAddr: {}", addr(self.local_addr, Some(self.local_ssrc))));
-        line(&mut b, format_args!("RemoteAddr: {}", addr(self.remote_addr, self.remote_ssrc)));
-        if let Some(local) = &self.local {
-            line(&mut b, format_args!("LocalMetrics:"));
-            self.metrics(&mut b, local);
+        line(&mut b, format_args!("LocalAddr: {}", addr(self.local_addr, self.local_ssrc)));
+        // §4.2 requires an SSRC: 0 when the peer never sent RTP we accepted.
+        line(&mut b, format_args!("RemoteAddr: {}", addr(self.remote_addr, self.remote_ssrc.unwrap_or(0))));
+        // §4.2: LocalMetrics is required, with at least its Timestamps; the measured lines follow when
+        // something was received.
+        line(&mut b, format_args!("LocalMetrics:"));
+        match &self.local {
+            Some(local) => self.metrics(&mut b, local),
+            None => self.session_lines(&mut b, None),
         }
         if let Some(remote) = &self.remote {
             line(&mut b, format_args!("RemoteMetrics:"));
@@ -86,16 +90,16 @@ impl VqReport {
         b
     }
 
-    fn metrics(&self, b: &mut String, m: &Metrics) {
-        let x = &m.xr;
+    /// Timestamps and SessionDesc (§4.3), with the PLC the metrics say was used.
+    fn session_lines(&self, b: &mut String, plc: Option<Plc>) {
         let s = &self.session;
         line(b, format_args!("Timestamps: START={} STOP={}", time(self.start), time(self.stop)));
         let pps = 1000 / s.frame_ms.max(1);
-        let plc = match x.rx_config.plc {
-            Plc::Standard => 3,
-            Plc::Enhanced => 2,
-            Plc::Disabled => 1,
-            Plc::Unspecified => 0,
+        let plc = match plc {
+            Some(Plc::Standard) => 3,
+            Some(Plc::Enhanced) => 2,
+            Some(Plc::Disabled) => 1,
+            Some(Plc::Unspecified) | None => 0,
         };
         line(
             b,
@@ -104,6 +108,11 @@ impl VqReport {
                 s.payload_type, s.payload_desc, s.sample_rate, s.frame_ms
             ),
         );
+    }
+
+    fn metrics(&self, b: &mut String, m: &Metrics) {
+        let x = &m.xr;
+        self.session_lines(b, Some(x.rx_config.plc));
         let jba = match x.rx_config.jitter_buffer {
             JitterBufferKind::Adaptive => 3,
             JitterBufferKind::NonAdaptive => 2,
@@ -169,12 +178,8 @@ fn line(b: &mut String, args: std::fmt::Arguments<'_>) {
 }
 
 /// §4.3 `IP=.. PORT=.. SSRC=0x..` (the ABNF's `0x`, which the RFC's own example forgets).
-fn addr(a: SocketAddr, ssrc: Option<u32>) -> String {
-    let mut s = format!("IP={} PORT={}", a.ip(), a.port());
-    if let Some(ssrc) = ssrc {
-        let _ = write!(s, " SSRC=0x{ssrc:08x}");
-    }
-    s
+fn addr(a: SocketAddr, ssrc: u32) -> String {
+    format!("IP={} PORT={} SSRC=0x{ssrc:08x}", a.ip(), a.port())
 }
 
 /// A fraction in 1/256 as a percentage with one decimal.
@@ -266,6 +271,20 @@ mod tests {
                 "Signal: SL=-21 NL=-50",
                 "QualityEst: RCQ=90 MOSLQ=4.2 MOSCQ=4.3 QoEEstAlg=ITU-T G.107",
                 "DialogID: 6dg37f1890463;to-tag=8472761;from-tag=9123dh311",
+                "",
+            ]
+        );
+        // Nothing received: LocalMetrics still opens with its Timestamps and SessionDesc (§4.2), and the
+        // peer's SSRC is 0.
+        let silent = VqReport { local: None, remote_ssrc: None, dialog_id: None, ..report }.body();
+        let lines: Vec<&str> = silent.split("\r\n").collect();
+        assert_eq!(
+            lines[6..],
+            [
+                "RemoteAddr: IP=198.51.100.150 PORT=5002 SSRC=0x00000000",
+                "LocalMetrics:",
+                "Timestamps: START=2004-10-10T18:23:43Z STOP=2004-10-10T18:26:02Z",
+                "SessionDesc: PT=0 PD=PCMU SR=8000 FD=20 FPP=1 PPS=50 PLC=0 SSUP=off",
                 "",
             ]
         );

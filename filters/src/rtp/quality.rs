@@ -175,6 +175,8 @@ pub struct QualitySample {
     pub jitter_ms: f64,
     /// None when no RTT was measured in the interval (no RTCP from the peer).
     pub rtt_ms: Option<f64>,
+    /// Packets expected in the interval: the weight of its loss in the call's loss.
+    pub expected: u64,
 }
 
 /// A MOS and when it was recorded.
@@ -194,6 +196,9 @@ pub struct QualitySummary {
     jitter_sum: f64,
     rtt_sum: f64,
     rtt_count: u64,
+    /// Σ loss % × expected and Σ expected, for the call's loss weighted by packets.
+    loss_weighted: f64,
+    expected: u64,
     min: Option<MosAt>,
     max: Option<MosAt>,
 }
@@ -213,6 +218,8 @@ impl QualitySummary {
         self.mos_sum += sample.mos;
         self.r_sum += sample.r;
         self.loss_sum += sample.loss_pct;
+        self.loss_weighted += sample.loss_pct * sample.expected as f64;
+        self.expected += sample.expected;
         self.jitter_sum += sample.jitter_ms;
         if let Some(rtt) = sample.rtt_ms {
             self.rtt_sum += rtt;
@@ -250,7 +257,12 @@ impl QualitySummary {
         self.average(self.r_sum)
     }
 
+    /// The call's loss: each interval's weighted by its packets (an interval of a few packets cannot
+    /// swing it), or the plain mean when no sample said how many it had.
     pub fn loss_pct_avg(&self) -> Option<f64> {
+        if self.expected > 0 {
+            return Some(self.loss_weighted / self.expected as f64);
+        }
         self.average(self.loss_sum)
     }
 
@@ -400,20 +412,29 @@ mod tests {
         let mut s = QualitySummary::new();
         assert_eq!((s.count(), s.mos_avg(), s.mos_min(), s.rtt_ms_avg()), (0, None, None, None));
         let at = Duration::from_secs;
-        s.record(at(5), QualitySample { mos: 4.0, r: 80.0, loss_pct: 1.0, jitter_ms: 10.0, rtt_ms: Some(100.0) });
-        s.record(at(10), QualitySample { mos: 3.0, r: 60.0, loss_pct: 4.0, jitter_ms: 30.0, rtt_ms: None });
-        s.record(at(15), QualitySample { mos: 4.5, r: 95.0, loss_pct: 0.0, jitter_ms: 2.0, rtt_ms: Some(50.0) });
+        let sample = |mos, r, loss_pct, jitter_ms, rtt_ms, expected| QualitySample {
+            mos,
+            r,
+            loss_pct,
+            jitter_ms,
+            rtt_ms,
+            expected,
+        };
+        s.record(at(5), sample(4.0, 80.0, 1.0, 10.0, Some(100.0), 100));
+        s.record(at(10), sample(3.0, 60.0, 4.0, 30.0, None, 100));
+        s.record(at(15), sample(4.5, 95.0, 0.0, 2.0, Some(50.0), 300));
         // A tie does not move the min's time.
-        s.record(at(20), QualitySample { mos: 3.0, r: 61.0, loss_pct: 3.0, jitter_ms: 20.0, rtt_ms: Some(60.0) });
-        s.record(at(25), QualitySample { mos: f64::NAN, r: 0.0, loss_pct: 99.0, jitter_ms: 0.0, rtt_ms: None });
+        s.record(at(20), sample(3.0, 61.0, 3.0, 20.0, Some(60.0), 100));
+        s.record(at(25), sample(f64::NAN, 0.0, 99.0, 0.0, None, 100));
         assert_eq!(s.count(), 4);
         assert_eq!(s.mos_min(), Some(MosAt { mos: 3.0, at: at(10) }));
         assert_eq!(s.mos_max(), Some(MosAt { mos: 4.5, at: at(15) }));
-        // (4 + 3 + 4.5 + 3)/4 = 3.625; R (80 + 60 + 95 + 61)/4 = 74; loss 8/4 = 2; jitter 62/4 = 15.5;
+        // (4 + 3 + 4.5 + 3)/4 = 3.625; R (80 + 60 + 95 + 61)/4 = 74; loss weighted by packets
+        // (1 × 100 + 4 × 100 + 0 × 300 + 3 × 100)/600 = 1.333…; jitter 62/4 = 15.5;
         // RTT over the three samples that had one: (100 + 50 + 60)/3 = 70.
         assert_eq!(s.mos_avg(), Some(3.625));
         assert_eq!(s.r_avg(), Some(74.0));
-        assert_eq!(s.loss_pct_avg(), Some(2.0));
+        assert_eq!(s.loss_pct_avg(), Some(800.0 / 600.0));
         assert_eq!(s.jitter_ms_avg(), Some(15.5));
         assert_eq!(s.rtt_ms_avg(), Some(70.0));
     }

@@ -342,10 +342,13 @@ impl RtcpSession {
         let (r_lq, r_cq) = (quality::r_factor(&lq), quality::r_factor(&cq));
         let (mos_lq, mos_cq) = (quality::mos_from_r(r_lq), quality::mos_from_r(r_cq));
         if expected > 0 {
-            self.summary.quality.record(now, QualitySample { mos: mos_cq, r: r_cq, loss_pct, jitter_ms, rtt_ms });
+            self.summary
+                .quality
+                .record(now, QualitySample { mos: mos_cq, r: r_cq, loss_pct, jitter_ms, rtt_ms, expected });
         }
         let rx_config = RxConfig {
-            plc: if inputs.plc { Plc::Standard } else { Plc::Disabled },
+            // Not decoded here (relayed or not played): whoever plays it conceals, we cannot say how.
+            plc: if inputs.plc { Plc::Standard } else { Plc::Unspecified },
             jitter_buffer: if r.jitter_buffer.adaptive {
                 JitterBufferKind::Adaptive
             } else {
