@@ -6,6 +6,8 @@
 mod answer_app;
 #[path = "common/codec_peer.rs"]
 mod codec_peer;
+#[path = "common/impair.rs"]
+mod impair;
 #[path = "common/pcap.rs"]
 mod pcap;
 
@@ -296,14 +298,20 @@ fn capture_rtp(socket: UdpSocket, done: Arc<std::sync::atomic::AtomicBool>) -> s
 }
 
 fn serve_config(rtp_ports: &str) -> ServeConfig {
-    let flags = ConfigFile {
+    serve_config_with(rtp_ports, ConfigFile::default())
+}
+
+/// The example IVR on 127.0.0.1 with the repository's prompts, overridden by `flags` (as `rms serve`
+/// flags override its config file).
+fn serve_config_with(rtp_ports: &str, flags: ConfigFile) -> ServeConfig {
+    let base = ConfigFile {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         script: Some(format!("{}/examples/ivr_play_hangup.lua", env!("CARGO_MANIFEST_DIR")).into()),
         rtp_ports: Some(rtp_ports.into()),
         voice_dir: Some(format!("{}/voice_files", env!("CARGO_MANIFEST_DIR")).into()),
         ..ConfigFile::default()
     };
-    ServeConfig::from_file(flags).unwrap()
+    ServeConfig::from_file(base.overridden_by(flags)).unwrap()
 }
 
 /// Decode G.711 with sox (the independent decoder) and correlate with the prompt.
@@ -1038,4 +1046,135 @@ fn dtmf_is_relayed_to_the_callees_payload_type_in_a_pcmu_relay() {
 #[test]
 fn dtmf_is_relayed_to_the_callees_payload_type_through_pcmu_to_pcma_transcoding() {
     dtmf_through_bridge("dtmf-transcode", codec_peer::Codec::Pcma, "47500-47599");
+}
+
+// ----- call quality (issue 6): RTCP, the E-model and RFC 6035 reports with real peers -----
+
+/// One IVR call whose caller media crosses the impairment relay (see tests/common/impair.rs): sipp
+/// carries the signalling and names the relay's port in its SDP; the relay plays the first
+/// `speech_packets` 20 ms packets of the reference speech (PCMU, encoded by ffmpeg) to rms through
+/// `impairment`, while rms plays a `prompt_s`-second tone (written to the work dir, the script's
+/// `--voice-dir`) and hangs up when it ends. rms reports RTCP every second (`--rtcp-interval-ms 1000`)
+/// and logs the call (`--call-log`). Checks nothing is left behind; returns the relay's counts and
+/// the call log's record.
+fn impaired_ivr_call(
+    name: &str,
+    impairment: impair::Impairment,
+    prompt_s: u32,
+    speech_packets: usize,
+    rtp_ports: &str,
+) -> (impair::RelayCounts, serde_json::Value) {
+    use codec_peer::{encode, packetize, reference_speech, Codec, StreamParams};
+    // Not sipp's own work dir (removed when sipp passes).
+    let dir = work_dir(&format!("{name}-media"));
+    let tone: Vec<i16> = (0..8000 * prompt_s)
+        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin()) as i16)
+        .collect();
+    rms_filters::testing::write_wav(&dir.join("long-8k.wav"), 8000, &tone).unwrap();
+    let script = dir.join("long_prompt.lua");
+    std::fs::write(
+        &script,
+        r#"
+function request_route(call) call:answer("rms:start") end
+event_route["rms:start"] = function(call) call:play("long-8k.wav", "rms:after_play") end
+event_route["rms:after_play"] = function(call) call:hangup() end
+"#,
+    )
+    .unwrap();
+    let mut speech = encode(&reference_speech(8000), Codec::Pcmu, &dir);
+    assert!(speech.len() >= speech_packets, "the reference speech has {} packets", speech.len());
+    speech.truncate(speech_packets);
+    let caller = packetize(&speech, Codec::Pcmu, StreamParams::new(0, 11));
+    let relay = impair::Relay::spawn(
+        impairment,
+        caller.iter().map(codec_peer::RtpPacket::to_bytes).collect(),
+        Duration::from_millis(20),
+    );
+    let call_log = dir.join("calls.jsonl");
+    let config = serve_config_with(
+        rtp_ports,
+        ConfigFile {
+            script: Some(script),
+            voice_dir: Some(dir.clone()),
+            call_log: Some(call_log.clone()),
+            rtcp_interval_ms: Some(1000),
+            ..ConfigFile::default()
+        },
+    );
+    let server = Server::start(&config).expect("rms serve starts");
+    let relay_port = relay.rtp_port().to_string();
+    let args = ["-sf", &scenario("ivr_call"), "-m", "1", "-set", "rtp_port", &relay_port, "-set", "pt", "0"];
+    sipp(name, server.local_addr(), &[&args[..], &["-set", "codec", "PCMU"]].concat());
+    let counts = relay.finish();
+    let (app, _) = server.shutdown();
+    assert_eq!(app.sessions().counts(), rms::session::SessionCounts::default(), "{name}: calls or legs left");
+    assert_eq!(app.ports().in_use(), 0, "{name}: RTP ports left");
+    let text = std::fs::read_to_string(&call_log).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().expect("one call logged")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("{name}: relay {counts:?}\n{name}: quality {}", record["legs"][0]["quality"]);
+    assert_eq!(counts.received, speech_packets as u64, "{name}: the whole caller stream went out before the BYE");
+    assert_eq!(counts.dropped + counts.forwarded, counts.received);
+    assert!(counts.from_rms_rtp >= u64::from(prompt_s) * 49, "{name}: rms's prompt reached the relay: {counts:?}");
+    assert!(counts.from_rms_rtcp >= 2, "{name}: rms's RTCP reached the relay's RTCP port: {counts:?}");
+    assert_eq!(record["end_reason"], "rms_bye");
+    (counts, record)
+}
+
+/// The simplified E-model of the reference notes (§B4), by hand, for G.711 with PLC: Ie 0, Bpl 25.1,
+/// random loss `ppl` % and one-way delay `d` ms.
+fn hand_e_model_mos(ppl: f64, d: f64) -> f64 {
+    let ie_eff = 95.0 * ppl / (ppl + 25.1);
+    let id = 0.024 * d + if d > 177.3 { 0.11 * (d - 177.3) } else { 0.0 };
+    let r = 93.2 - id - ie_eff;
+    1.0 + 0.035 * r + 7e-6 * r * (r - 60.0) * (100.0 - r)
+}
+
+/// Issue 6 with a real impaired path: 5 % seeded random loss and 20 ms jitter (0–40 ms delays) on
+/// the caller's PCMU into rms. The call log's A-leg loss is the relay's drop rate (±1 point), and its
+/// average MOS is the E-model computed here by hand from that loss and the delay rms says it used
+/// (±0.2): d = RTT/2 (`roundtrip_ms`, 0 when the peer sent no RTCP to measure it from, as here) + the
+/// end-system delay of rms's last XR VoIP metrics (`local_xr.end_system_delay_ms`: jitter-buffer
+/// nominal + one packet time), as `RtcpSession::sample` computes it.
+///
+/// rms's figure is the mean of its per-interval losses (lost + discarded over expected) and counts
+/// from the first packet of the validated source (RFC 3550 A.1 probation: a drop among the first two
+/// packets is invisible to any receiver), so it is near the relay's overall rate, not equal to it.
+#[test]
+fn impaired_caller_media_gives_the_measured_loss_and_the_e_model_mos() {
+    let impairment = impair::Impairment { loss_percent: 5.0, jitter: Duration::from_millis(20), seed: 6 };
+    let (counts, record) = impaired_ivr_call("quality-impaired", impairment, 12, 550, "47600-47699");
+    let q = &record["legs"][0]["quality"];
+    let relay_loss = counts.dropped_percent();
+    let rms_loss = q["packetloss_percent"].as_f64().expect("packetloss_percent");
+    assert!((3.0..=7.0).contains(&relay_loss), "the seeded 5 % gave {relay_loss:.2} %");
+    assert!(
+        (rms_loss - relay_loss).abs() <= 1.0,
+        "rms measured {rms_loss} % loss, the relay dropped {relay_loss:.2} %"
+    );
+    let rtt = q["roundtrip_ms"].as_f64().unwrap_or(0.0);
+    let end_system = q["local_xr"]["end_system_delay_ms"].as_f64().expect("local_xr.end_system_delay_ms");
+    let d = rtt / 2.0 + end_system;
+    let hand = hand_e_model_mos(rms_loss, d);
+    let mos = q["mos_average"].as_f64().expect("mos_average");
+    eprintln!(
+        "impaired: relay dropped {relay_loss:.2} %, rms loss {rms_loss} %, d {d} ms, MOS average {mos}, \
+         hand E-model {hand:.3}"
+    );
+    assert!((mos - hand).abs() <= 0.2, "MOS average {mos} vs the hand E-model's {hand:.3} (Ppl {rms_loss}, d {d})");
+    assert!(q["samples"].as_u64().unwrap() >= 8, "about one sample per second of the call: {q}");
+    assert!(record["legs"][0]["rtcp"]["sent_packets"].as_u64().unwrap() >= 8, "{record}");
+}
+
+/// The same path with no impairment: G.711 scores as G.711 can (R 93.2 less the delay term).
+#[test]
+fn an_unimpaired_caller_gives_g711_its_top_mos() {
+    let (counts, record) = impaired_ivr_call("quality-clean", impair::Impairment::NONE, 5, 200, "47700-47799");
+    assert_eq!(counts.dropped, 0);
+    let q = &record["legs"][0]["quality"];
+    let mos_lq = q["local_xr"]["mos_lq"].as_f64().expect("local_xr.mos_lq");
+    let mos = q["mos_average"].as_f64().expect("mos_average");
+    eprintln!("unimpaired: MOS-LQ {mos_lq}, MOS average {mos}, loss {}", q["packetloss_percent"]);
+    assert!(mos_lq >= 4.3 && mos >= 4.3, "MOS-LQ {mos_lq}, MOS average {mos}");
+    assert_eq!(q["packetloss_percent"].as_f64(), Some(0.0));
 }
