@@ -84,6 +84,20 @@ fn webrtc_rtcp_reads_the_reports_rms_sends_with_the_expected_values() {
         assert_eq!(xr.reports.len(), if before_far_rtcp { 3 } else { 4 }, "DLRR only after the far end's RRTR");
     }
 
+    // RFC 3550 §6.4.1: the RTP timestamp is of the NTP timestamp's instant, so both advance together,
+    // 8 units per ms at 8 kHz, also for the last report, sent between ticks when the leg is destroyed.
+    let rtp_times: Vec<(Duration, u32)> = call
+        .reports
+        .iter()
+        .chain([&call.bye])
+        .map(|(at, _, bytes)| (*at, downcast::<SenderReport>(&*unmarshal(bytes)[0], "SR").rtp_time))
+        .collect();
+    let (t0, ts0) = rtp_times[0];
+    for &(at, ts) in &rtp_times {
+        let ms = (at - t0).as_millis() as u32;
+        assert_eq!(ts.wrapping_sub(ts0), 8 * ms, "SR RTP timestamp at {at:?}: {rtp_times:?}");
+    }
+
     // The report at 2.50 s, the first after the far end's RTCP at 2.00 s.
     let (_, rtp_sent, bytes) = &call.reports[3];
     let packets = unmarshal(bytes);
