@@ -148,7 +148,7 @@ impl Leg {
         ntp: NtpTimestamp,
         bye: bool,
     ) -> Option<(LegSocket, SocketAddr, Vec<u8>)> {
-        let inputs = self.report_inputs();
+        let inputs = self.report_inputs(now);
         let result = if bye { self.rtcp.bye(now, ntp, &inputs) } else { self.rtcp.report(now, ntp, &inputs) };
         let bytes = match result {
             Ok(bytes) => bytes,
@@ -165,16 +165,17 @@ impl Leg {
         Some((socket, rtcp.remote, bytes))
     }
 
-    /// What a report needs from the graphs: our sending figures, and the received source's, taking its
-    /// interval figures (RFC 3550 A.3 fraction lost, RFC 3611 §4.6 summary) so the next interval starts.
-    fn report_inputs(&mut self) -> ReportInputs {
+    /// What a report at `now` needs from the graphs: our sending figures (the RTP time of `now`, which
+    /// may be after the last tick), and the received source's, taking its interval figures (RFC 3550 A.3
+    /// fraction lost, RFC 3611 §4.6 summary) so the next interval starts.
+    fn report_inputs(&mut self, now: Duration) -> ReportInputs {
         let sender = self.tx.filter::<RtpSend>(self.send).map_or(SenderInputs::default(), |send| {
             let stats = send.stats();
             SenderInputs {
                 ssrc: send.ssrc(),
                 packets: stats.packets,
                 payload_octets: stats.payload_bytes,
-                rtp_timestamp: send.timeline_now(),
+                rtp_timestamp: send.timeline_at(now),
             }
         });
         let ptime_ms = self.media.ptime_ms;

@@ -78,6 +78,8 @@ pub struct RtpSend {
     media_now: u64,
     /// Media time up to which audio has been sent.
     sent_until: Option<u64>,
+    /// Virtual time of the last tick, which `media_now` is the end of.
+    last_tick: Option<Duration>,
     /// Duration of one relayed packet (the leg's ptime), in RTP units.
     packet_duration: u32,
     sending: bool,
@@ -103,6 +105,7 @@ impl RtpSend {
             clock_rate,
             media_now: 0,
             sent_until: None,
+            last_tick: None,
             packet_duration: clock_rate / 50,
             sending: true,
             relay: None,
@@ -165,6 +168,15 @@ impl RtpSend {
     pub fn timeline_now(&self) -> u32 {
         let since = self.sent_until.map_or(0, |until| self.media_now.saturating_sub(until));
         self.next_ts.wrapping_add(since as u32)
+    }
+
+    /// Our timestamp for virtual time `now`, at or after the last tick: [`RtpSend::timeline_now`] (which
+    /// is the last tick's) plus the time since that tick. An SR sent between ticks (the last report, when
+    /// a leg is destroyed) must pair its NTP time with the RTP time of the same instant (§6.4.1), like
+    /// the reports sent right after a tick do.
+    pub fn timeline_at(&self, now: Duration) -> u32 {
+        let since = self.last_tick.map_or(Duration::ZERO, |tick| now.saturating_sub(tick));
+        self.timeline_now().wrapping_add(crate::rtp::stats::rtp_units(since, self.clock_rate) as u32)
     }
 
     fn send(&mut self, cx: &mut ProcessCx<'_>, payload_type: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) {
@@ -280,6 +292,7 @@ impl Filter for RtpSend {
 
     fn process(&mut self, cx: &mut ProcessCx<'_>) -> Result<(), FilterError> {
         self.media_now += u64::from(self.clock_rate / 100);
+        self.last_tick = Some(cx.now);
         if !self.sending {
             for pin in 0..3 {
                 while cx.pop(pin).is_some() {
@@ -338,6 +351,25 @@ mod tests {
             h.push(0, frame(160));
             h.run().unwrap();
         }
+    }
+
+    /// An SR between ticks gets the RTP time of its own instant: timeline_at a time after the last tick
+    /// runs on from the tick's timeline_now at the clock rate, and says what the next tick will.
+    #[test]
+    fn timeline_at_a_time_after_the_last_tick_adds_the_time_since_it() {
+        let mut h = FilterHarness::new(RtpSend::new(7, dest(), 8000, 0x1234_5678, 1, 1000));
+        // Ticks at 0..=50 ms, three packets of 160 from timestamp 1000: 1000 + 3 × 160 = 1480 at the end
+        // of the last tick's media.
+        run_talkspurt(&mut h, 3);
+        let f = &h.filter;
+        assert_eq!(f.timeline_now(), 1480);
+        assert_eq!(f.timeline_at(Duration::from_millis(50)), 1480);
+        // 7 ms later: + 56.
+        assert_eq!(f.timeline_at(Duration::from_millis(57)), 1536);
+        assert_eq!(f.timeline_at(Duration::from_millis(60)), 1560);
+        // The tick at 60 ms, silent: its own timeline_now agrees.
+        h.run().unwrap();
+        assert_eq!(h.filter.timeline_now(), 1560);
     }
 
     #[test]
