@@ -241,7 +241,7 @@ fn tshark_dissects_the_reports_rms_sends_with_the_expected_values() {
         "External R Factor: Unavailable",
         "MOS - Listening Quality: ",
         "MOS - Conversational Quality: ",
-        "01.. .... = Packet Loss Concealment Algorithm: Disabled (1)",
+        "00.. .... = Packet Loss Concealment Algorithm: Unspecified (0)",
         "..11 .... = Adaptive Jitter Buffer Algorithm: Adaptive (3)",
     ];
     for line in expected {
@@ -307,8 +307,9 @@ fn unmeasured_voip_fields(vm: &VoIPMetricsReportBlock) {
     assert_eq!(vm.round_trip_delay, 0);
     // §4.7.5: signal, noise and RERL 127 = unavailable; §4.7.6: extended R factor 127 = unavailable.
     assert_eq!((vm.signal_level, vm.noise_level, vm.rerl, vm.ext_rfactor), (127, 127, 127, 127));
-    // §4.7.6 RX config: PLC 01 (disabled: the received audio is not decoded), JBA 11 (adaptive), rate 0.
-    assert_eq!(vm.rx_config, 0b0111_0000);
+    // §4.7.6 RX config: PLC 00 (unspecified: the received audio is not decoded here, so whoever plays it
+    // conceals), JBA 11 (adaptive), rate 0.
+    assert_eq!(vm.rx_config, 0b0011_0000);
     assert!(vm.jb_nominal <= vm.jb_maximum && vm.jb_maximum <= vm.jb_abs_max, "{vm:?}");
 }
 
