@@ -192,6 +192,10 @@ impl World {
         while let Some(out) = self.c.poll_output() {
             match out {
                 MediaOutput::Transmit { leg, socket: LegSocket::Rtcp, payload, .. } => self.rtcp.push((leg, payload)),
+                // Muxed RTCP (RFC 5761) leaves from the RTP socket.
+                MediaOutput::Transmit { leg, payload, .. } if rms_filters::rtp::rtcp::is_rtcp(&payload) => {
+                    self.rtcp.push((leg, payload))
+                }
                 MediaOutput::Transmit { leg, dest, payload, .. } => {
                     let p = RtpPacket::parse(&payload).expect("the coordinator sends valid RTP");
                     self.sent.push(Sent {
@@ -843,4 +847,54 @@ fn a_packet_too_late_to_play_is_a_discard_with_exact_figures() {
     assert_eq!((s.lost_packets, s.dup_packets), (Some(0), Some(0)));
     // The E-model's Ppl counts it: 1 of 49 not heard.
     assert!((report.rtcp.quality.loss_pct_avg().unwrap() - 100.0 / 49.0).abs() < 1e-9);
+}
+
+/// RFC 5761: with rtcp-mux, reports leave from the RTP socket to the peer's RTP address, and RTCP
+/// arriving on the RTP socket is told from RTP by its packet type (§4) and read as RTCP, not counted as
+/// bad RTP.
+#[test]
+fn muxed_rtcp_shares_the_rtp_socket_both_ways() {
+    let mut media = pcmu(4000);
+    media.rtcp = LegRtcp { remote: addr(4000), mux: true, xr: false };
+    let mut w = World {
+        c: MediaCoordinator::new(7, Box::new(NoClock)),
+        tick: 0,
+        sent: Vec::new(),
+        rtcp: Vec::new(),
+        events: Vec::new(),
+    };
+    w.cmd(MediaCmd::CreateLeg { leg: A, media });
+    let mut peer = Peer::new(CodecKind::Pcmu, 0, 0xabcd, 440.0);
+    w.talk(200, Some(&mut peer), None);
+    // The far end's own RR, on the RTP port.
+    let mut rr = Vec::new();
+    RtcpCompound { packets: vec![RtcpPacket::ReceiverReport { ssrc: 0xabcd, reports: vec![] }] }
+        .write(&mut rr)
+        .unwrap();
+    w.rtp(A, &rr);
+    let mut outputs = Vec::new();
+    for _ in 0..400 {
+        assert_eq!(w.c.tick(w.now()), 1);
+        while let Some(out) = w.c.poll_output() {
+            outputs.push(out);
+        }
+        w.tick += 1;
+    }
+    let reports: Vec<SocketAddr> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            MediaOutput::Transmit { socket: LegSocket::Rtp, dest, payload, .. }
+                if RtcpCompound::parse(payload).is_ok() =>
+            {
+                Some(*dest)
+            }
+            MediaOutput::Transmit { socket: LegSocket::Rtcp, .. } => panic!("a muxed leg used its RTCP socket"),
+            _ => None,
+        })
+        .collect();
+    assert!(!reports.is_empty() && reports.iter().all(|d| *d == addr(4000)), "{reports:?}");
+    let report = w.destroy(A);
+    assert_eq!((report.rtcp.counters.received_packets, report.rtcp.counters.malformed), (1, 0));
+    assert_eq!(report.rtcp.remote_ssrc, Some(0xabcd));
+    assert_eq!(report.received.bad_formatted, 0);
 }
