@@ -34,7 +34,8 @@ impl LevelMeter {
         if samples.is_empty() {
             return;
         }
-        let energy: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+        // Integer squares summed in i64: exact (at most 2^30 each, 2^33 for a 60 ms frame at 48 kHz).
+        let energy = samples.iter().map(|&s| i64::from(s) * i64::from(s)).sum::<i64>() as f64;
         if dbm0(energy / samples.len() as f64) > SPEECH_THRESHOLD_DBM0 {
             self.speech_energy += energy;
             self.speech_samples += samples.len() as u64;
