@@ -156,6 +156,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use rms_filters::testing::mutate;
 
     fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
@@ -272,21 +273,11 @@ mod tests {
         #[test]
         fn mutated_rtcp(
             pick in any::<prop::sample::Index>(),
-            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..5),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..5),
             cut in any::<prop::sample::Index>(),
         ) {
             let mut m = pick.get(seeds("rtcp")).clone();
-            for (at, byte, kind) in edits {
-                let i = at.index(m.len() + 1);
-                match kind {
-                    0 if i < m.len() => m[i] = byte,
-                    1 if i < m.len() => m[i] ^= 1 << (byte % 8),
-                    _ => m.insert(i, byte),
-                }
-            }
-            if cut.index(4) == 0 {
-                m.truncate(cut.index(m.len() + 1));
-            }
+            mutate(&mut m, &edits, (cut.index(4) == 0).then(|| cut.index(usize::MAX)));
             rtcp(&m);
         }
     }
