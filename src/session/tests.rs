@@ -331,6 +331,16 @@ impl World {
             .expect("the callee has a confirmed dialog")
     }
 
+    /// The caller's INVITE reached a callee answering by hand, which rang (180); its INVITE transaction.
+    fn ring_manual_callee(&mut self) -> ServerTxId {
+        self.callee_mode = Callee::Manual;
+        self.invite(Some(OFFER));
+        let tx = self.callee_invite.expect("the callee got the INVITE");
+        self.callee.respond(self.now, tx, Reply::new(180, "Ringing")).unwrap();
+        self.flush();
+        tx
+    }
+
     /// The caller's INVITE transaction (from the responses it got), to CANCEL it.
     fn caller_invite(&self) -> ClientTxId {
         self.caller_events
@@ -645,11 +655,7 @@ fn ring_timeout_cancels_b_and_gives_a_408() {
     };
     request.timeout = Some(Duration::from_secs(5));
     let mut w = World::new(ScriptedHost::new(&[("request_route", vec![Action::Bridge(request)])]));
-    w.callee_mode = Callee::Manual;
-    w.invite(Some(OFFER));
-    let tx = w.callee_invite.unwrap();
-    w.callee.respond(w.now, tx, Reply::new(180, "Ringing")).unwrap();
-    w.flush();
+    w.ring_manual_callee();
     w.run_until(Duration::from_millis(4990));
     assert_eq!(w.statuses(), vec![100, 180], "still ringing just before the timeout");
     w.run_until(Duration::from_millis(5010));
@@ -663,11 +669,7 @@ fn ring_timeout_cancels_b_and_gives_a_408() {
 #[test]
 fn caller_cancel_cancels_b() {
     let mut w = World::new(bridging_host(&[]));
-    w.callee_mode = Callee::Manual;
-    w.invite(Some(OFFER));
-    let tx = w.callee_invite.unwrap();
-    w.callee.respond(w.now, tx, Reply::new(180, "Ringing")).unwrap();
-    w.flush();
+    w.ring_manual_callee();
     let a_tx = w.caller_invite();
     w.caller.cancel(w.now, a_tx);
     w.flush();
@@ -680,11 +682,7 @@ fn caller_cancel_cancels_b() {
 #[test]
 fn a_2xx_crossing_our_cancel_is_acked_and_hung_up() {
     let mut w = World::new(bridging_host(&[]));
-    w.callee_mode = Callee::Manual;
-    w.invite(Some(OFFER));
-    let tx = w.callee_invite.unwrap();
-    w.callee.respond(w.now, tx, Reply::new(180, "Ringing")).unwrap();
-    w.flush();
+    let tx = w.ring_manual_callee();
     // The caller hangs up (CANCEL) while the callee answers: the callee's 200 crosses rms's CANCEL.
     let a_tx = w.caller_invite();
     w.callee.respond(w.now, tx, Reply::new(200, "OK").with_body(Body::sdp(CALLEE_ANSWER))).unwrap();
