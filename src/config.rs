@@ -114,7 +114,7 @@ pub struct RtcpSettings {
 
 impl Default for RtcpSettings {
     fn default() -> Self {
-        Self { min_interval: std::time::Duration::from_secs(5), xr: XrPolicy::Negotiated }
+        Self { min_interval: rms_filters::rtp::session::DEFAULT_MIN_INTERVAL, xr: XrPolicy::Negotiated }
     }
 }
 

@@ -127,7 +127,7 @@ pub fn leg_json(label: &str, report: &LegReport, call_started: Duration) -> Valu
 /// An RFC 3611 VoIP metrics block in its report units (percent, ms, MOS).
 fn xr_json(m: &VoipMetrics) -> Value {
     let pct = |v: u8| (f64::from(v) * 1000.0 / 256.0).round() / 10.0;
-    let opt = |v: u8| (v != 127).then_some(v);
+    let opt = |v: u8| (v != rms_filters::rtp::xr::UNAVAILABLE).then_some(v);
     json!({
         "loss_percent": pct(m.loss_rate),
         "discard_percent": pct(m.discard_rate),

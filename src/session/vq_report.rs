@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use rms_filters::rtp::xr::{JitterBufferKind, Plc, VoipMetrics};
+use rms_filters::rtp::xr::{JitterBufferKind, Plc, VoipMetrics, LEVEL_UNAVAILABLE, UNAVAILABLE};
 
 /// RFC 6035 §3.2: the event package name.
 pub const EVENT: &str = "vq-rtcpxr";
@@ -144,26 +144,26 @@ impl VqReport {
         line(b, format_args!("{delay}"));
         let mut signal = String::from("Signal:");
         // §4.3: a value we cannot measure (127 in RFC 3611) is left out.
-        if x.signal_level != 127 {
+        if x.signal_level != LEVEL_UNAVAILABLE {
             let _ = write!(signal, " SL={}", x.signal_level);
         }
-        if x.noise_level != 127 {
+        if x.noise_level != LEVEL_UNAVAILABLE {
             let _ = write!(signal, " NL={}", x.noise_level);
         }
-        if x.rerl != 127 {
+        if x.rerl != UNAVAILABLE {
             let _ = write!(signal, " RERL={}", x.rerl);
         }
         if signal.len() > "Signal:".len() {
             line(b, format_args!("{signal}"));
         }
         let mut q = String::from("QualityEst:");
-        if x.r_factor != 127 {
+        if x.r_factor != UNAVAILABLE {
             let _ = write!(q, " RCQ={}", x.r_factor);
         }
-        if x.mos_lq != 127 {
+        if x.mos_lq != UNAVAILABLE {
             let _ = write!(q, " MOSLQ={}", tenths(x.mos_lq));
         }
-        if x.mos_cq != 127 {
+        if x.mos_cq != UNAVAILABLE {
             let _ = write!(q, " MOSCQ={}", tenths(x.mos_cq));
         }
         // §4.3 QoEEstAlg names the estimator.

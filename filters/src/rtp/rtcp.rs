@@ -535,7 +535,7 @@ mod tests {
             signal_level: -20,
             noise_level: -60,
             rerl: xr::UNAVAILABLE,
-            gmin: xr::GMIN_DEFAULT,
+            gmin: crate::rtp::burst_gap::DEFAULT_GMIN,
             r_factor: 90,
             ext_r_factor: xr::UNAVAILABLE,
             mos_lq: 42,

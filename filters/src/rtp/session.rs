@@ -29,14 +29,11 @@ use crate::rtp::rtcp::{
 use crate::rtp::stats::{IntervalSummary, ReceptionReport};
 use crate::rtp::xr::{
     DlrrItem, JitterBufferKind, JitterSummary, Plc, RxConfig, StatisticsSummary, VoipMetrics, XrBlock,
+    LEVEL_UNAVAILABLE, UNAVAILABLE,
 };
 
 /// RFC 3550 §6.2: the recommended minimum interval between reports.
 pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(5);
-/// RFC 3611 §4.7.5/§4.7.4: the value of a VoIP-metrics field we cannot measure.
-pub const UNAVAILABLE: u8 = 127;
-/// RFC 3611 §4.7.2 default Gmin: a gap is at least this many received packets between losses.
-pub const GMIN: u8 = 16;
 /// Round trips beyond this are taken as a peer's clock error, not a measurement.
 const MAX_RTT: Duration = Duration::from_secs(10);
 
@@ -357,7 +354,7 @@ impl RtcpSession {
             jb_rate: 0,
         };
         let (signal, noise) = r.levels.unwrap_or((None, None));
-        let (signal, noise) = (signal.unwrap_or(UNAVAILABLE as i8), noise.unwrap_or(UNAVAILABLE as i8));
+        let (signal, noise) = (signal.unwrap_or(LEVEL_UNAVAILABLE), noise.unwrap_or(LEVEL_UNAVAILABLE));
         // RFC 3611 §4.7.1: fractions of the packets expected since reception began, in 1/256.
         let rate = |n: u64, of: u64| (n.saturating_mul(256)).checked_div(of).map_or(0, |r| r.min(255) as u8);
         let total_expected = r.expected;
@@ -374,7 +371,7 @@ impl RtcpSession {
             signal_level: signal,
             noise_level: noise,
             rerl: UNAVAILABLE,
-            gmin: GMIN,
+            gmin: r.burst_gap.gmin,
             r_factor: r_cq.round() as u8,
             ext_r_factor: UNAVAILABLE,
             mos_lq: (mos_lq * 10.0).round() as u8,

@@ -26,8 +26,6 @@ pub const BT_VOIP_METRICS: u8 = 7;
 pub const LEVEL_UNAVAILABLE: i8 = 127;
 /// RFC 3611 §4.7.5–4.7.6: RERL, R factor, ext. R factor, MOS-LQ and MOS-CQ value meaning "unavailable".
 pub const UNAVAILABLE: u8 = 127;
-/// RFC 3611 §4.7.2: the recommended Gmin (the loss-run length that ends a gap).
-pub const GMIN_DEFAULT: u8 = 16;
 
 /// Block lengths in 32-bit words minus one, as the block header carries them (RFC 3611 §3).
 const RRT_WORDS: u16 = 2; // §4.4
@@ -123,7 +121,7 @@ pub struct VoipMetrics {
     pub noise_level: i8,
     /// §4.7.4: residual echo return loss, dB, [`UNAVAILABLE`] if unknown.
     pub rerl: u8,
-    /// §4.7.2: gap threshold, [`GMIN_DEFAULT`] recommended.
+    /// §4.7.2: gap threshold, [`crate::rtp::burst_gap::DEFAULT_GMIN`] recommended.
     pub gmin: u8,
     /// §4.7.5: 0–100, [`UNAVAILABLE`] if unknown.
     pub r_factor: u8,
