@@ -193,6 +193,23 @@ pub fn best_correlation(a: &[i16], b: &[i16], max_lag: usize) -> (f64, isize) {
         .fold((f64::MIN, 0), |best, c| if c.0 > best.0 { c } else { best })
 }
 
+/// A fuzz-style mutation of `bytes`: each edit `(at, byte, kind)` replaces (kind 0), flips a bit of (1)
+/// or inserts (2) a byte at `at` modulo the length + 1; then, with `cut`, the result is cut short at
+/// `cut` modulo its length + 1.
+pub fn mutate(bytes: &mut Vec<u8>, edits: &[(usize, u8, u8)], cut: Option<usize>) {
+    for &(at, byte, kind) in edits {
+        let i = at % (bytes.len() + 1);
+        match kind {
+            0 if i < bytes.len() => bytes[i] = byte,
+            1 if i < bytes.len() => bytes[i] ^= 1 << (byte % 8),
+            _ => bytes.insert(i, byte),
+        }
+    }
+    if let Some(cut) = cut {
+        bytes.truncate(cut % (bytes.len() + 1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,22 +228,5 @@ mod tests {
         let (c, lag) = best_correlation(&shifted, &s, 40);
         assert_eq!(lag, 17);
         assert!(c > 0.999);
-    }
-}
-
-/// A fuzz-style mutation of `bytes`: each edit `(at, byte, kind)` replaces (kind 0), flips a bit of (1)
-/// or inserts (2) a byte at `at` modulo the length + 1; then, with `cut`, the result is cut short at
-/// `cut` modulo its length + 1.
-pub fn mutate(bytes: &mut Vec<u8>, edits: &[(usize, u8, u8)], cut: Option<usize>) {
-    for &(at, byte, kind) in edits {
-        let i = at % (bytes.len() + 1);
-        match kind {
-            0 if i < bytes.len() => bytes[i] = byte,
-            1 if i < bytes.len() => bytes[i] ^= 1 << (byte % 8),
-            _ => bytes.insert(i, byte),
-        }
-    }
-    if let Some(cut) = cut {
-        bytes.truncate(cut % (bytes.len() + 1));
     }
 }
