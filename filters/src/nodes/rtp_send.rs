@@ -163,14 +163,13 @@ impl RtpSend {
         }
     }
 
-    /// Our timestamp for this instant: the next contiguous one plus the time since audio last ended
-    /// (an SR's RTP timestamp, RFC 3550 §6.4.1).
-    pub fn timeline_now(&self) -> u32 {
+    /// Our timestamp for this tick: the next contiguous one plus the time since audio last ended.
+    fn timeline_now(&self) -> u32 {
         let since = self.sent_until.map_or(0, |until| self.media_now.saturating_sub(until));
         self.next_ts.wrapping_add(since as u32)
     }
 
-    /// Our timestamp for virtual time `now`, at or after the last tick: [`RtpSend::timeline_now`] (which
+    /// Our timestamp for virtual time `now`, at or after the last tick: `timeline_now` (which
     /// is the last tick's) plus the time since that tick. An SR sent between ticks (the last report, when
     /// a leg is destroyed) must pair its NTP time with the RTP time of the same instant (§6.4.1), like
     /// the reports sent right after a tick do.
