@@ -119,6 +119,8 @@ pub struct MediaCoordinator {
     clock: Box<dyn UsageClock + Send>,
     prompts: PromptCache,
     rtcp: RtcpSettings,
+    /// The earliest report due among the legs.
+    next_rtcp: Duration,
     /// Unix time of `now == 0`.
     wall_clock: Duration,
 }
@@ -140,6 +142,7 @@ impl MediaCoordinator {
             clock,
             prompts: PromptCache::new(PromptCacheLimits::default()),
             rtcp: RtcpSettings::default(),
+            next_rtcp: Duration::MAX,
             wall_clock: DEFAULT_WALL_CLOCK,
         }
     }
@@ -283,6 +286,7 @@ impl MediaCoordinator {
                     ..RtcpConfig::new(String::new())
                 };
                 let rtcp = RtcpSession::new(config, now, self.rng.u64(..));
+                self.next_rtcp = self.next_rtcp.min(rtcp.next_report());
                 self.legs.insert(leg, Leg::new(leg, media, ids, rtcp)?);
             }
             MediaCmd::UpdateLeg { leg, media } => {
@@ -502,15 +506,20 @@ impl MediaCoordinator {
                 self.close(now, leg, l, Some(error));
             }
         }
-        // RTCP reports due (RFC 3550 §6.2): after the graphs, so the figures include this tick.
-        let ntp = self.ntp(now);
-        for (&id, leg) in &mut self.legs {
-            if now < leg.rtcp.next_report() {
-                continue;
+        // RTCP reports due (RFC 3550 §6.2): after the graphs, so the figures include this tick. Legs are
+        // walked only when the earliest report is due, not every tick.
+        if now >= self.next_rtcp {
+            let ntp = self.ntp(now);
+            let mut next = Duration::MAX;
+            for (&id, leg) in &mut self.legs {
+                if now >= leg.rtcp.next_report() {
+                    if let Some((socket, dest, payload)) = leg.rtcp_report(now, ntp, false) {
+                        self.outputs.push_back(MediaOutput::Transmit { leg: id, socket, dest, payload });
+                    }
+                }
+                next = next.min(leg.rtcp.next_report());
             }
-            if let Some((socket, dest, payload)) = leg.rtcp_report(now, ntp, false) {
-                self.outputs.push_back(MediaOutput::Transmit { leg: id, socket, dest, payload });
-            }
+            self.next_rtcp = next;
         }
     }
 
