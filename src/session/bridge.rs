@@ -424,10 +424,10 @@ impl Sessions {
 
     /// Forget a B-leg: cancel or hang up what is still alive, release its port or media.
     pub(super) fn drop_b(&mut self, id: u64, b: BLeg) {
-        let media_ip = self.config.media_ip;
+        let (media_ip, collecting) = (self.config.media_ip, self.config.vq_collector.is_some());
         if let Some(call) = self.calls.get_mut(&id) {
             call.b_codec = b.sdp.negotiated.as_ref().map(|n| n.codec).or(call.b_codec);
-            if let Some(d) = &b.established {
+            if let (Some(d), true) = (&b.established, collecting) {
                 let ids = VqIds {
                     call_id: d.call_id.clone(),
                     local_id: b.from.clone(),

@@ -1147,19 +1147,22 @@ impl Sessions {
         self.release_leg(id, Side::A, &call.a);
         tracing::info!(call = %call.view.id, ?reason, "call ended");
         let view = call.view.clone();
+        // The legs' identities, only when there is a collector to report them to.
         let mut vq: Vec<VqLeg> = Vec::new();
-        let a_dialog = call.dialog.as_ref().or(call.a_dialog.as_ref());
-        let caller = without_tag(&call.view.from);
-        let a_ids = VqIds {
-            call_id: call.view.id.clone(),
-            local_id: without_tag(&call.view.to),
-            remote_id: caller.clone(),
-            orig_id: caller,
-            // We are the UAS of the A-leg: our tag is the To tag.
-            dialog_id: a_dialog.map(|d| format!("{};to-tag={};from-tag={}", d.call_id, d.local_tag, d.remote_tag)),
-        };
-        vq.extend(vq_leg(Side::A, &call.a, self.config.media_ip, a_ids, call.started));
-        vq.extend(call.b_vq.take());
+        if self.config.vq_collector.is_some() {
+            let a_dialog = call.dialog.as_ref().or(call.a_dialog.as_ref());
+            let caller = without_tag(&call.view.from);
+            let a_ids = VqIds {
+                call_id: call.view.id.clone(),
+                local_id: without_tag(&call.view.to),
+                remote_id: caller.clone(),
+                orig_id: caller,
+                // We are the UAS of the A-leg: our tag is the To tag.
+                dialog_id: a_dialog.map(|d| format!("{};to-tag={};from-tag={}", d.call_id, d.local_tag, d.remote_tag)),
+            };
+            vq.extend(vq_leg(Side::A, &call.a, self.config.media_ip, a_ids, call.started));
+            vq.extend(call.b_vq.take());
+        }
         let record = CallRecord {
             id: call.view.id,
             from: call.view.from,

@@ -128,6 +128,11 @@ impl Drop for World {
 
 impl World {
     fn new(host: ScriptedHost) -> Self {
+        Self::with_collector(host, None)
+    }
+
+    /// A world whose rms sends its RFC 6035 reports to `collector`.
+    fn with_collector(host: ScriptedHost, collector: Option<&str>) -> Self {
         // One directory per world: tests run in parallel and must not rewrite each other's prompt.
         static WORLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = WORLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -142,7 +147,7 @@ impl World {
             codecs: vec![CodecKind::Pcmu, CodecKind::Pcma],
             telephone_event: true,
             opus: OpusConfig::default(),
-            vq_collector: None,
+            vq_collector: collector.map(|c| crate::sip::parse_target(c).unwrap()),
             epoch: std::time::UNIX_EPOCH + Duration::from_secs(1_790_000_000),
         };
         Self {
@@ -821,5 +826,47 @@ fn a_caller_offer_without_a_common_codec_gets_488_before_b_is_dialled() {
     w.invite(Some(&OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 18").replace("a=rtpmap:101", "a=x:101")));
     assert_eq!(w.statuses(), vec![100, 488]);
     assert!(w.to_callee.is_empty(), "the callee is never rung");
+    w.assert_all_freed();
+}
+
+/// RFC 6035: with a collector, each leg with media gets its own PUBLISH at the call's end, about its
+/// own SIP dialog (the B-leg's Call-ID is not the A-leg's). Here the collector is the callee's address.
+#[test]
+fn each_leg_of_a_bridged_call_gets_its_own_quality_report() {
+    let collector = format!("sip:collector@{CALLEE}");
+    let mut w = World::with_collector(bridging_host(&[]), Some(&collector));
+    w.invite(Some(OFFER));
+    w.run_until(Duration::from_secs(1));
+    let dialog = w.callee_dialog();
+    w.callee.send_in_dialog(w.now, &dialog, Method::Bye, Vec::new(), None).unwrap();
+    w.flush();
+    let publishes: Vec<SipMessage> = w.callee_requests(Method::Publish).into_iter().cloned().collect();
+    assert_eq!(publishes.len(), 2, "one report per leg");
+    let call_ids: Vec<String> = publishes
+        .iter()
+        .map(|p| {
+            assert_eq!(p.header("Event"), Some("vq-rtcpxr"));
+            assert_eq!(p.header("Content-Type"), Some("application/vq-rtcpxr"));
+            let body = std::str::from_utf8(p.body()).unwrap();
+            assert!(body.starts_with("VQSessionReport: CallTerm\r\n"), "{body}");
+            body.lines().find_map(|l| l.strip_prefix("CallID: ")).unwrap().to_string()
+        })
+        .collect();
+    let a_call_id = w.sessions.poll_ended().unwrap().id;
+    assert_eq!(call_ids[0], a_call_id, "the A-leg's report first, about the caller's dialog");
+    assert_eq!(call_ids[1], dialog.call_id, "then the B-leg's, about rms's own dialog with the callee");
+    // The collector answers; nothing is left.
+    let txs: Vec<_> = w
+        .callee_events
+        .iter()
+        .filter_map(|e| match e {
+            SipEvent::Request { tx, request, .. } if *request.method() == Method::Publish => Some(*tx),
+            _ => None,
+        })
+        .collect();
+    for tx in txs {
+        w.callee.respond(w.now, tx, Reply::new(200, "OK")).unwrap();
+    }
+    w.flush();
     w.assert_all_freed();
 }
