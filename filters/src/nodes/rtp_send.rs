@@ -19,7 +19,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rtp_types::RtpPacketBuilder;
+use rtp_types::{RtpPacket, RtpPacketBuilder};
 
 use crate::codec::telephone_event::TelephoneEvent;
 use crate::filter::{Filter, FilterDesc, FilterError, ProcessCx, Transmit};
@@ -179,14 +179,16 @@ impl RtpSend {
     }
 
     fn send(&mut self, cx: &mut ProcessCx<'_>, payload_type: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) {
-        let packet = RtpPacketBuilder::<&[u8], &[u8]>::new()
+        // Sized up front: `write_vec` grows the Vec header first, then payload, and reallocates.
+        let mut packet = Vec::with_capacity(RtpPacket::MIN_RTP_PACKET_LEN + payload.len());
+        RtpPacketBuilder::<&[u8], &[u8]>::new()
             .payload_type(payload_type)
             .sequence_number(seq)
             .timestamp(ts)
             .ssrc(self.ssrc)
             .marker_bit(marker)
             .payload(payload)
-            .write_vec_unchecked();
+            .write_into_vec_unchecked(&mut packet);
         self.stats.packets += 1;
         self.stats.payload_bytes += payload.len() as u64;
         self.stats.bytes += packet.len() as u64;

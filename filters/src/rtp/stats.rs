@@ -25,7 +25,9 @@ const LOST_MIN: i64 = -0x80_0000;
 
 /// `now` in units of a `clock_rate` Hz clock: the arrival time of RFC 3550 A.8.
 pub(crate) fn rtp_units(now: Duration, clock_rate: u32) -> u64 {
-    (now.as_nanos() * u128::from(clock_rate) / 1_000_000_000) as u64
+    // Whole seconds apart: the same floor as over total nanoseconds, without a u128 division per packet.
+    let rate = u64::from(clock_rate);
+    now.as_secs().wrapping_mul(rate) + u64::from(now.subsec_nanos()) * rate / 1_000_000_000
 }
 
 /// What a packet's sequence number means for its source (RFC 3550 A.1 `update_seq`).
@@ -723,5 +725,9 @@ mod tests {
     fn arrival_in_rtp_units() {
         assert_eq!(rtp_units(ms(125), 8000), 1000);
         assert_eq!(rtp_units(Duration::from_micros(62_500), 16000), 1000);
+        // The floor over the whole duration, not per part: 1.999999999 s at 48 kHz.
+        assert_eq!(rtp_units(Duration::new(1, 999_999_999), 48000), 95_999);
+        assert_eq!(rtp_units(Duration::new(86_400, 20_833), 48000), 86_400 * 48000);
+        assert_eq!(rtp_units(Duration::new(86_400, 20_834), 48000), 86_400 * 48000 + 1);
     }
 }
