@@ -421,6 +421,65 @@ mod tests {
         assert_eq!(jb.stats().late, 0);
     }
 
+    /// A continuous 20 ms stream (no silence suppression: the marker bit only on the first packet)
+    /// whose packets are each delayed by a uniform 0-`spread` ms, from `start_ms`; before, no delay.
+    /// The jitter given to the buffer is RFC 3550 A.8's, from the arrivals. Returns the late count and
+    /// the packets released.
+    fn continuous_stream(jb: &mut JitterBuffer, seconds: u64, start_ms: u64, spread: u64) -> (u64, usize) {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut arrivals: Vec<(u64, u32)> = (0..seconds * 50)
+            .map(|k| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                let sent = k * 20;
+                let delay = if sent >= start_ms { (seed >> 33) % (spread + 1) } else { 0 };
+                (sent + delay, 100 + k as u32)
+            })
+            .collect();
+        arrivals.sort();
+        let (mut jitter, mut last_transit) = (0i64, None::<i64>);
+        let (mut next, mut released) = (0, 0);
+        for tick in (0..=seconds * 1000 + 500).step_by(10) {
+            while next < arrivals.len() && arrivals[next].0 <= tick {
+                let (at, seq) = arrivals[next];
+                let p = packet(seq, seq == 100);
+                let transit = (at * 8) as i64 - i64::from(p.timestamp);
+                if let Some(last) = last_transit {
+                    jitter += ((transit - last).abs() - jitter) / 16;
+                }
+                last_transit = Some(transit);
+                jb.push(ms(at), p, jitter as u32);
+                next += 1;
+            }
+            while jb.pop(ms(tick)).is_some() {
+                released += 1;
+            }
+        }
+        (jb.stats().late, released)
+    }
+
+    #[test]
+    fn a_continuous_stream_whose_jitter_grows_mid_talkspurt_loses_almost_nothing() {
+        // Calm for 2 s (target 20 ms), then each packet delayed by 0-40 (then 0-80) ms, with reordering.
+        // There is no marker bit to rebase on, but the first packet to miss its slot finds the buffer
+        // empty: an underrun. It becomes the base, so the playout delay is then its own lateness plus
+        // the new target, which covers the spread; the reported target (for packets as late as the base)
+        // stays small. Without that, every packet delayed by over 20 ms would be lost: about half.
+        for (spread, most_late) in [(40, 2), (80, 5)] {
+            let mut jb = JitterBuffer::new(RATE, JitterConfig::default());
+            let (late, released) = continuous_stream(&mut jb, 20, 2000, spread);
+            assert!(late <= most_late, "0-{spread} ms: {late} of 1000 packets late");
+            assert_eq!(released as u64 + late, 1000);
+        }
+    }
+
+    #[test]
+    fn a_calm_continuous_stream_keeps_the_minimum_target() {
+        let mut jb = JitterBuffer::new(RATE, JitterConfig::default());
+        let (late, released) = continuous_stream(&mut jb, 10, 0, 0);
+        assert_eq!((late, released), (0, 500));
+        assert_eq!(jb.target_delay(), ms(20));
+    }
+
     #[test]
     fn timestamp_jump_without_marker_rebases() {
         let mut jb = JitterBuffer::new(RATE, JitterConfig::default());
