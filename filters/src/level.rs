@@ -9,7 +9,7 @@
 //! "during silence periods") for telephone speech, with no tuning to get wrong.
 
 /// RMS of a 0 dBm0 signal on a 16-bit scale: 32767 / √2 / 10^(3.17/20).
-const DBM0_RMS: f64 = 16_096.0;
+pub(crate) const DBM0_RMS: f64 = 16_096.0;
 /// Frames louder than this are talkspurts.
 pub const SPEECH_THRESHOLD_DBM0: f64 = -45.0;
 /// The quietest level reported (digital silence has no finite level).

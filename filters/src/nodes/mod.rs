@@ -2,6 +2,7 @@
 
 pub mod bridge;
 pub mod decoder;
+pub mod dtmf_gen;
 pub mod encoder;
 pub mod file_player;
 pub mod recorder;
@@ -14,6 +15,7 @@ pub mod void_sink;
 
 pub use bridge::{BridgeIn, BridgeMap, BridgeOut, EventMap};
 pub use decoder::Decoder;
+pub use dtmf_gen::DtmfGen;
 pub use encoder::Encoder;
 pub use file_player::FilePlayer;
 pub use recorder::Recorder;
