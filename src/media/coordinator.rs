@@ -397,7 +397,9 @@ impl MediaCoordinator {
         for (leg, peer, own, other) in [(a, b, &ma, &mb), (b, a, &mb, &ma)] {
             let l = self.legs.get_mut(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
             let changed = l.mode().is_some_and(|m| m != mode);
-            l.bridge = Some(BridgeEnd { peer, mode, map: bridge_map(other, own, mode) });
+            let out = bridge_map(own, other, mode);
+            let events_out = out.events.is_some() || out.in_band.is_some();
+            l.bridge = Some(BridgeEnd { peer, mode, map: bridge_map(other, own, mode), events_out });
             l.wire()?;
             if changed {
                 // Frames queued for the other recipe are of the wrong kind now.
@@ -576,7 +578,10 @@ fn run_graph(graph: &mut Graph, now: Duration, clock: &(dyn UsageClock + Send)) 
 /// Relay when both legs send the same codec in packets of the same duration: payloads cross untouched.
 /// Anything else is decoded and encoded again.
 fn bridge_mode(a: &LegMedia, b: &LegMedia) -> BridgeMode {
-    if a.codec == b.codec && a.ptime_ms == b.ptime_ms {
+    // Telephone-events toward a leg without telephone-event become tones in its audio: that needs
+    // the audio decoded and encoded again.
+    let events_match = a.telephone_event.is_some() == b.telephone_event.is_some();
+    if a.codec == b.codec && a.ptime_ms == b.ptime_ms && events_match {
         BridgeMode::Relay
     } else {
         BridgeMode::Transcode
@@ -591,7 +596,11 @@ fn bridge_map(from: &LegMedia, to: &LegMedia, mode: BridgeMode) -> BridgeMap {
         }
         _ => None,
     };
-    BridgeMap { media_pt: (from.payload_type, to.payload_type), events, relay: mode == BridgeMode::Relay }
+    let in_band = match (from.telephone_event, to.telephone_event, mode) {
+        (Some(f), None, BridgeMode::Transcode) => Some((f, from.codec.clock_rate())),
+        _ => None,
+    };
+    BridgeMap { media_pt: (from.payload_type, to.payload_type), events, in_band, relay: mode == BridgeMode::Relay }
 }
 
 fn check_ptime(ptime_ms: u32) -> Result<(), MediaError> {

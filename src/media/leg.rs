@@ -15,12 +15,15 @@
 //!          bridge_in:0 → rtp_send:1                              relay (offsets)
 //!          bridge_in:0 → resampler → encoder → rtp_send          transcode, when not playing
 //!          bridge_in:1 → rtp_send:2                              transcode telephone-events (retimed)
+//!          … resampler → dtmf_gen → encoder, bridge_in:1 → dtmf_gen:1   the other leg's events in-band,
+//!                                                                 this leg without telephone-event
 //! ```
 
 use rms_filters::codec::{AudioDecoder, AudioEncoder, CodecError};
 use rms_filters::nodes::rtp_recv::Playout;
 use rms_filters::nodes::{
-    BridgeIn, BridgeMap, BridgeOut, Decoder, Encoder, FilePlayer, Recorder, Resampler, RtpRecv, RtpSend, VoidSink,
+    BridgeIn, BridgeMap, BridgeOut, Decoder, DtmfGen, Encoder, FilePlayer, Recorder, Resampler, RtpRecv, RtpSend,
+    VoidSink,
 };
 use rms_filters::{Filter, Graph, GraphError, NodeId};
 
@@ -52,8 +55,10 @@ fn decoder(media: &LegMedia) -> Box<dyn AudioDecoder> {
 pub(super) struct BridgeEnd {
     pub peer: LegId,
     pub mode: BridgeMode,
-    /// How the peer's frames are rewritten for this leg; `map.events` says whether events cross.
+    /// How the peer's frames are rewritten for this leg.
     pub map: BridgeMap,
+    /// This leg's received telephone-events cross to the peer (relayed, or played in-band there).
+    pub events_out: bool,
 }
 
 pub(super) struct Leg {
@@ -67,6 +72,7 @@ pub(super) struct Leg {
     pub send: NodeId,
     void: Option<NodeId>,
     decoder: Option<NodeId>,
+    dtmf_gen: Option<NodeId>,
     pub recorder: Option<NodeId>,
     pub bridge_out: Option<NodeId>,
     pub bridge_in: Option<NodeId>,
@@ -103,6 +109,7 @@ impl Leg {
             send,
             void: None,
             decoder: None,
+            dtmf_gen: None,
             recorder: None,
             bridge_out: None,
             bridge_in: None,
@@ -250,7 +257,7 @@ impl Leg {
         }
         let mut rx_links: Vec<Link> = chain.windows(2).map(|w| (w[0], 0, w[1], 0)).collect();
         if let (Some(out), Some(end)) = (out, self.bridge) {
-            if end.map.events.is_some() {
+            if end.events_out {
                 rx_links.push((self.recv, 1, out, 1));
             }
         }
@@ -265,7 +272,7 @@ impl Leg {
         // Send graph.
         let map = self.bridge.map(|b| b.map);
         let inp = ensure(&mut self.tx, &mut self.bridge_in, mode.is_some(), || {
-            BridgeIn::new(map.unwrap_or(BridgeMap { media_pt: (pt, pt), events: None, relay }))
+            BridgeIn::new(map.unwrap_or(BridgeMap { media_pt: (pt, pt), events: None, in_band: None, relay }))
         });
         if let (Some(inp), Some(map)) = (inp, map) {
             if let Some(node) = self.tx.filter_mut::<BridgeIn>(inp) {
@@ -277,15 +284,26 @@ impl Leg {
             _ => self.player,
         };
         let old_source = self.tx_links.iter().find(|l| l.2 == self.resampler).map(|l| l.0);
-        let mut tx_links = vec![(source, 0, self.resampler, 0), (self.resampler, 0, self.encoder, 0)];
+        let in_band = map.and_then(|m| m.in_band).filter(|_| transcode);
+        let pcm_rate = media.params.pcm_rate;
+        let gen = ensure(&mut self.tx, &mut self.dtmf_gen, in_band.is_some(), || {
+            DtmfGen::new(pcm_rate, in_band.map_or(pcm_rate, |(_, clock)| clock))
+        });
+        let mut tx_links = vec![(source, 0, self.resampler, 0)];
+        match gen {
+            Some(gen) => tx_links.extend([(self.resampler, 0, gen, 0), (gen, 0, self.encoder, 0)]),
+            None => tx_links.push((self.resampler, 0, self.encoder, 0)),
+        }
         tx_links.push((self.encoder, 0, self.send, 0));
-        match (mode, inp) {
-            (Some(BridgeMode::Relay), Some(inp)) => tx_links.push((inp, 0, self.send, 1)),
-            (Some(BridgeMode::Transcode), Some(inp)) => tx_links.push((inp, 1, self.send, 2)),
+        match (mode, inp, gen) {
+            (Some(BridgeMode::Relay), Some(inp), _) => tx_links.push((inp, 0, self.send, 1)),
+            (Some(BridgeMode::Transcode), Some(inp), Some(gen)) => tx_links.push((inp, 1, gen, 1)),
+            (Some(BridgeMode::Transcode), Some(inp), None) => tx_links.push((inp, 1, self.send, 2)),
             _ => {}
         }
         relink(&mut self.tx, &mut self.tx_links, tx_links)?;
         remove_unneeded(&mut self.tx, &mut self.bridge_in, mode.is_some())?;
+        remove_unneeded(&mut self.tx, &mut self.dtmf_gen, in_band.is_some())?;
         if old_source.is_some_and(|s| s != source) {
             // Samples of the old source still buffered must not be prepended to the new one.
             self.reset_send_path();

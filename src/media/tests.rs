@@ -9,7 +9,7 @@ use rms_filters::codec::telephone_event::TelephoneEvent;
 use rms_filters::codec::CodecKind;
 use rms_filters::rtp::rtcp::{ReportBlock, RtcpCompound, RtcpPacket};
 use rms_filters::rtp::xr::{StatisticsSummary, VoipMetrics, XrBlock};
-use rms_filters::testing::{best_correlation, goertzel_ratio, read_wav, sine, write_wav};
+use rms_filters::testing::{best_correlation, goertzel_ratio, read_wav, rms_level, sine, write_wav};
 use rms_filters::{Filter, FilterDesc, FilterError, NoClock, ProcessCx, TICK};
 use rtp_types::{RtpPacket, RtpPacketBuilder};
 
@@ -497,14 +497,54 @@ fn assert_continuous_seq(packets: &[Sent]) {
 }
 
 #[test]
-fn dtmf_toward_a_leg_without_telephone_event_is_dropped_and_counted() {
+fn dtmf_toward_a_leg_without_telephone_event_is_played_in_band() {
+    // Same codec both sides, but only A negotiated telephone-event: the bridge transcodes, so that B
+    // hears A's digit as Q.23 tones in its audio.
     let mut w = World::bridged(leg(4000, CodecKind::Pcmu, 0, 20, Some(101)), pcmu(5000));
+    assert_eq!(w.c.bridged_to(A), Some((B, BridgeMode::Transcode)));
     let mut pa = Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0);
     talk_with_dtmf(&mut w, &mut pa, 101);
-    assert!(w.to(B).iter().all(|s| s.pt == 0));
+    let out = w.to(B);
+    assert!(out.iter().all(|s| s.pt == 0), "no events on a leg that did not negotiate them");
+    assert_continuous_seq(&out);
+    let pcm = decode(CodecKind::Pcmu, &out);
+    // 10 ms blocks: voice (440 Hz), then digit 5 (770 + 1336 Hz), then voice again.
+    let kinds: Vec<char> = pcm
+        .chunks_exact(80)
+        .map(|b| {
+            if goertzel_ratio(b, 8000, 770.0) + goertzel_ratio(b, 8000, 1336.0) > 0.9 {
+                'D'
+            } else if goertzel_ratio(b, 8000, 440.0) > 0.9 {
+                'v'
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    let kinds: String = kinds.into_iter().collect();
+    let digit = kinds.find('D').expect("the digit is heard");
+    let tone_blocks = kinds[digit..].find(|c| c != 'D').unwrap_or(kinds.len() - digit);
+    // The end packets say 480 units: 60 ms, six blocks (five whole ones if it starts mid-block).
+    assert!((5..=6).contains(&tone_blocks), "{kinds}");
+    assert!(kinds[..digit].trim_start_matches('?').trim_end_matches('?').chars().all(|c| c == 'v'), "{kinds}");
+    let after = &kinds[digit + tone_blocks..];
+    assert!(
+        after.trim_start_matches('?').trim_end_matches('?').chars().all(|c| c == 'v') && after.contains('v'),
+        "{kinds}"
+    );
+    // Volume 10: −10 dBm0, RMS about 5090 (G.711 adds its quantisation noise).
+    let level = rms_level(&pcm[(digit + 1) * 80..(digit + tone_blocks - 1) * 80]);
+    assert!((level - 5090.0).abs() < 150.0, "RMS {level:.0}");
     let report = w.destroy(A);
-    assert_eq!(report.received.events_dropped, 5);
-    assert!(report.to_string().contains("incoming telephone-events not relayed"));
+    assert_eq!(report.received.events_dropped, 0);
+}
+
+#[test]
+fn legs_that_agree_on_telephone_event_still_relay() {
+    for (a, b) in [(Some(101), Some(100)), (None, None)] {
+        let w = World::bridged(leg(4000, CodecKind::Pcmu, 0, 20, a), leg(5000, CodecKind::Pcmu, 0, 20, b));
+        assert_eq!(w.c.bridged_to(A), Some((B, BridgeMode::Relay)), "{a:?} / {b:?}");
+    }
 }
 
 #[test]
@@ -597,7 +637,8 @@ fn a_play_on_a_bridged_leg_replaces_the_bridged_audio_until_it_ends() {
 
 #[test]
 fn unnegotiated_payload_types_are_counted_and_dropped_and_the_call_goes_on() {
-    let mut w = World::bridged(leg(4000, CodecKind::Pcmu, 0, 20, Some(101)), pcmu(5000));
+    let mut w =
+        World::bridged(leg(4000, CodecKind::Pcmu, 0, 20, Some(101)), leg(5000, CodecKind::Pcmu, 0, 20, Some(101)));
     let mut pa = Peer::new(CodecKind::Pcmu, 0, 0xa1a1, 440.0);
     for k in 0..100 {
         if k % 10 == 5 {

@@ -204,7 +204,7 @@ pub fn describe() -> String {
     }
     let _ = writeln!(
         out,
-        "{:<16} {:>6} {:>8}  {:<30} {:<6} {:<6} dynamic ({TELEPHONE_EVENT_PT}); RFC 4733, relay only",
+        "{:<16} {:>6} {:>8}  {:<30} {:<6} {:<6} dynamic ({TELEPHONE_EVENT_PT}); RFC 4733, relayed or played in-band",
         TELEPHONE_EVENT, "8000", "1", "-", "no", "no"
     );
     out

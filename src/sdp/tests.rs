@@ -769,7 +769,9 @@ fn rms_codecs_lists_every_codec_with_encode_and_decode() {
     }
     assert!(text.contains("opus              48000 2 (mono)  8000,12000,16000,24000,48000"), "{text}");
     assert!(text.contains("G722               8000        1  16000"), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("telephone-event") && l.contains("RFC 4733, relay only")));
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("telephone-event") && l.contains("RFC 4733, relayed or played in-band")));
 }
 
 proptest! {

@@ -6,7 +6,8 @@
 //!   telephone-events; output 0 passes the media on (a copy, made only when linked: a recording).
 //! - `bridge_in`: output 0 media, output 1 telephone-events, rewritten for this leg by its [`BridgeMap`]:
 //!   payload types, and event durations to this leg's clock rate. When relaying, events go out with the
-//!   media on output 0 (the relay's offsets place them); when transcoding, on output 1 (to be retimed).
+//!   media on output 0 (the relay's offsets place them); when transcoding, on output 1 (to be retimed,
+//!   or played in-band by `dtmf_gen` when this leg has no telephone-event).
 
 use std::collections::VecDeque;
 
@@ -82,6 +83,9 @@ pub struct BridgeMap {
     pub media_pt: (u8, u8),
     /// Telephone-event mapping, when both legs negotiated it.
     pub events: Option<EventMap>,
+    /// The other leg's telephone-event payload type and clock rate, when only the other leg negotiated
+    /// telephone-event: its events leave on output 1 as they came, for `dtmf_gen` to play in-band.
+    pub in_band: Option<(u8, u32)>,
     /// Relaying: events go out with the media on output 0.
     pub relay: bool,
 }
@@ -149,6 +153,10 @@ impl Filter for BridgeIn {
             }
         }
         while let Some(mut rtp) = self.events.pop_front() {
+            if map.in_band.is_some_and(|(pt, _)| pt == rtp.payload_type) {
+                cx.push(1, rtp);
+                continue;
+            }
             let Some(events) = map.events.filter(|e| e.pt.0 == rtp.payload_type) else {
                 self.dropped += 1;
                 continue;
@@ -212,7 +220,8 @@ mod tests {
     #[test]
     fn bridge_in_maps_payload_types_and_rescales_events() {
         let events = Some(EventMap { pt: (101, 96), clock_rate: (8000, 48000) });
-        let mut h = FilterHarness::new(BridgeIn::new(BridgeMap { media_pt: (0, 0), events, relay: false }));
+        let mut h =
+            FilterHarness::new(BridgeIn::new(BridgeMap { media_pt: (0, 0), events, in_band: None, relay: false }));
         let mut media = vec![Frame::Audio(AudioFrame::new(vec![5], 8000))];
         let mut evs = vec![rtp(101, event_payload(160)), rtp(100, event_payload(160)), rtp(101, vec![1])];
         h.filter.push(&mut media, &mut evs);
@@ -227,7 +236,8 @@ mod tests {
     #[test]
     fn relaying_bridge_in_maps_media_and_sends_events_with_it() {
         let events = Some(EventMap { pt: (101, 100), clock_rate: (8000, 8000) });
-        let mut h = FilterHarness::new(BridgeIn::new(BridgeMap { media_pt: (8, 96), events, relay: true }));
+        let mut h =
+            FilterHarness::new(BridgeIn::new(BridgeMap { media_pt: (8, 96), events, in_band: None, relay: true }));
         h.filter.push(
             &mut vec![Frame::Rtp(rtp(8, vec![1])), Frame::Rtp(rtp(0, vec![2]))],
             &mut vec![rtp(101, event_payload(80))],

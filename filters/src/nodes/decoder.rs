@@ -4,7 +4,7 @@
 //! Losses are concealed: the decoder follows the extended sequence number and timestamp of the last
 //! packet it decoded, and when packets are missing before the next one it conceals the span the
 //! timestamps say is missing (RFC 3550 §5.1), up to 120 ms; a longer gap is silence or DTX and is left
-//! alone. With Opus, the last lost packet is rebuilt from the FEC data of the next one (RFC 7587 §3.3),
+//! alone, and so is the gap before a packet with the marker bit (a talkspurt start). With Opus, the last lost packet is rebuilt from the FEC data of the next one (RFC 7587 §3.3),
 //! the others by libopus's PLC.
 //! A packet that fails to decode counts as lost, so it is concealed from the timestamps once the next
 //! packet arrives. Nothing here fails the graph.
@@ -77,7 +77,8 @@ impl Decoder {
             return false;
         }
         let lost = rtp.seq.wrapping_sub(last.seq).wrapping_sub(1);
-        if lost == 0 || rtp.seq < last.seq {
+        // A talkspurt start (RFC 3551 §4.1) follows silence or a telephone-event, not a loss.
+        if lost == 0 || rtp.seq < last.seq || rtp.marker {
             return true;
         }
         let kind = self.codec.kind();
@@ -243,6 +244,22 @@ mod tests {
         let gap = &out[20 * 160..21 * 160];
         assert!(goertzel_ratio(gap, 8000, 440.0) > 0.9);
         assert!(correlation_at(gap, &s[20 * 160..21 * 160], 0) > 0.8);
+    }
+
+    #[test]
+    fn the_gap_before_a_talkspurt_start_is_not_concealed() {
+        let s = sine(8000, 440.0, 10000.0, 800);
+        let (_, payloads) = encode(CodecKind::Pcmu, 8000, &s, 160);
+        for (marker, samples, concealed) in [(false, 5 * 160, 2), (true, 3 * 160, 0)] {
+            let mut h = FilterHarness::new(Decoder::new(CodecKind::Pcmu.decoder(), 96));
+            // Packets 1 and 2 not decoded (silence, or telephone-events): 40 ms of timestamps.
+            h.push(0, packet(0, 0, 96, payloads[0].clone()));
+            h.push(0, RtpFrame { marker, ..packet(3, 480, 96, payloads[3].clone()) });
+            h.push(0, packet(4, 640, 96, payloads[4].clone()));
+            h.run().unwrap();
+            assert_eq!(h.take_samples(0).len(), samples, "marker {marker}");
+            assert_eq!(h.filter.concealed_packets, concealed);
+        }
     }
 
     #[test]

@@ -109,6 +109,8 @@ pub struct RtpRecv {
     /// numbers is a loss (a packet arriving after its slot, counted late, does not fill it).
     burst_gap: BurstGapCounter,
     last_released: Option<u32>,
+    /// A telephone-event was released since the last media packet.
+    after_event: bool,
 }
 
 impl RtpRecv {
@@ -133,6 +135,7 @@ impl RtpRecv {
             stats: RecvStats::default(),
             burst_gap: BurstGapCounter::new(),
             last_released: None,
+            after_event: false,
         }
     }
 
@@ -381,10 +384,13 @@ impl RtpRecv {
         }
     }
 
-    /// Hand one packet on: media to output 0, a valid telephone-event to output 1.
-    fn release(&mut self, cx: &mut ProcessCx<'_>, frame: RtpFrame) {
+    /// Hand one packet on: media to output 0, a valid telephone-event to output 1. The first media
+    /// packet after events is marked as a talkspurt start (the events' sequence numbers are not lost
+    /// audio for a decoder to conceal), as RFC 4733 senders should but not all do.
+    fn release(&mut self, cx: &mut ProcessCx<'_>, mut frame: RtpFrame) {
         self.track_fates(frame.seq);
         let pin = if Some(frame.payload_type) == self.telephone_event {
+            self.after_event = true;
             if TelephoneEvent::parse(&frame.payload).is_err() {
                 self.stats.bad_events += 1;
                 return;
@@ -395,6 +401,7 @@ impl RtpRecv {
             }
             1
         } else {
+            frame.marker |= std::mem::take(&mut self.after_event);
             0
         };
         self.stats.delivered_bytes += frame.payload.len() as u64;
@@ -774,7 +781,11 @@ mod tests {
         for _ in 0..12 {
             h.run().unwrap();
         }
-        assert_eq!(pts_and_seqs(h.take(0)), vec![(0, 1), (0, 4)]);
+        let media = h.take(0);
+        // The sender did not mark the audio after the event; we do, so a decoder conceals nothing.
+        let marks: Vec<bool> = media.iter().map(|f| matches!(f, Frame::Rtp(r) if r.marker)).collect();
+        assert_eq!(pts_and_seqs(media), vec![(0, 1), (0, 4)]);
+        assert_eq!(marks, vec![false, true]);
         assert_eq!(pts_and_seqs(h.take(1)), vec![(101, 2)]);
         assert_eq!(h.filter.stats().bad_events, 1);
     }
