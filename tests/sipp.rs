@@ -955,10 +955,16 @@ fn bridge_to_an_unreachable_tcp_target_gives_the_caller_503_at_once() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// RFC 4733 through a bridge with real peers: the caller's pcap carries digit 5 as telephone-events
-/// (PT 101) between two stretches of speech; the callee negotiated telephone-event at PT 96. What the
-/// callee receives must be the same event on its own payload type and timeline.
-fn dtmf_through_bridge(name: &str, b_codec: codec_peer::Codec, rtp_ports: &str) {
+/// A bridged call whose caller sends 1 s of speech, digit 5 as RFC 4733 events (4 packets growing, the
+/// end packet 3 times; 100 ms), then 1 s more, to a callee answering `b_codec` (and telephone-event at
+/// `callee_te`). Returns what the callee received, its payload type, the call log record and the work
+/// directory.
+fn bridge_with_a_digit(
+    name: &str,
+    b_codec: codec_peer::Codec,
+    callee_te: Option<u8>,
+    rtp_ports: &str,
+) -> (Vec<codec_peer::RtpPacket>, u8, serde_json::Value, PathBuf) {
     use codec_peer::{encode, reference_speech, Codec, ReceiveLimits, RtpPacket, RtpReceiver};
     let dir = codec_peer::work_dir(&format!("bridge-{name}"));
     // Caller: 1 s of speech, the event (4 packets growing, then the end packet 3 times), 1 s more.
@@ -996,7 +1002,7 @@ fn dtmf_through_bridge(name: &str, b_codec: codec_peer::Codec, rtp_ports: &str) 
     let (b_pcap, b_pt, _) = speech_pcap(&dir, "b.pcap", b_codec, &b_speech(&dir, 8000), Some(50));
 
     let caller_xml = caller_scenario(&dir, &a_pcap);
-    let callee_xml = callee_scenario(&dir, &b_pcap, (b_pt, b_codec.rtpmap()), Some(96), &[]);
+    let callee_xml = callee_scenario(&dir, &b_pcap, (b_pt, b_codec.rtpmap()), callee_te, &[]);
     let limits = ReceiveLimits {
         first_packet: Duration::from_secs(20),
         idle: Duration::from_secs(2),
@@ -1011,7 +1017,15 @@ fn dtmf_through_bridge(name: &str, b_codec: codec_peer::Codec, rtp_ports: &str) 
         (&callee_xml, &["-set", "rtp_port", &b_port]),
         rtp_ports,
     );
-    let heard = b_rx.join();
+    (b_rx.join(), b_pt, record, dir)
+}
+
+/// RFC 4733 through a bridge with real peers: the caller's pcap carries digit 5 as telephone-events
+/// (PT 101) between two stretches of speech; the callee negotiated telephone-event at PT 96. What the
+/// callee receives must be the same event on its own payload type and timeline.
+fn dtmf_through_bridge(name: &str, b_codec: codec_peer::Codec, rtp_ports: &str) {
+    use codec_peer::RtpPacket;
+    let (heard, b_pt, record, dir) = bridge_with_a_digit(name, b_codec, Some(96), rtp_ports);
     let events: Vec<&RtpPacket> = heard.iter().filter(|p| p.payload_type == 96).collect();
     let audio: Vec<&RtpPacket> = heard.iter().filter(|p| p.payload_type == b_pt).collect();
     eprintln!("{name}: callee got {} audio packets and {} telephone-events", audio.len(), events.len());
@@ -1034,6 +1048,35 @@ fn dtmf_through_bridge(name: &str, b_codec: codec_peer::Codec, rtp_ports: &str) 
     let before = audio.iter().filter(|p| p.sequence.wrapping_sub(events[0].sequence) > 0x8000).count();
     let after = audio.len() - before;
     assert!(before >= 45 && after >= 45, "speech on both sides of the event: {before} before, {after} after");
+    assert_eq!(record["end_reason"], "caller_bye");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The callee did not negotiate telephone-event: it must hear the digit as Q.23 tones in its audio,
+/// decoded here by sox, between the caller's speech.
+#[test]
+fn dtmf_reaches_a_callee_without_telephone_event_as_in_band_tones() {
+    use rms_filters::testing::goertzel_ratio;
+    let name = "dtmf-in-band";
+    let (mut heard, b_pt, record, dir) = bridge_with_a_digit(name, codec_peer::Codec::Pcmu, None, "47900-47999");
+    assert!(heard.iter().all(|p| p.payload_type == b_pt), "audio only, on the callee's payload type");
+    let first_seq = heard[0].sequence;
+    heard.sort_by_key(|p| p.sequence.wrapping_sub(first_seq));
+    let payloads: Vec<Option<Vec<u8>>> = heard.iter().map(|p| Some(p.payload.clone())).collect();
+    let pcm = codec_peer::decode(&payloads, codec_peer::Codec::Pcmu, &dir);
+    // 10 ms blocks holding digit 5 (770 + 1336 Hz): the event's 100 ms, nine whole blocks at least.
+    let digit: Vec<usize> = pcm
+        .chunks_exact(80)
+        .enumerate()
+        .filter(|(_, b)| goertzel_ratio(b, 8000, 770.0) + goertzel_ratio(b, 8000, 1336.0) > 0.9)
+        .map(|(i, _)| i)
+        .collect();
+    eprintln!("{name}: digit in blocks {digit:?} of {}", pcm.len() / 80);
+    assert!((9..=11).contains(&digit.len()), "{digit:?}");
+    assert!(digit.windows(2).all(|w| w[1] == w[0] + 1), "one tone: {digit:?}");
+    // Speech on both sides: at least 0.8 s of audio before the tone and after it.
+    let (first, last) = (digit[0], digit[digit.len() - 1]);
+    assert!(first >= 80 && pcm.len() / 80 - last >= 80, "tone at {first}..={last} of {}", pcm.len() / 80);
     assert_eq!(record["end_reason"], "caller_bye");
     let _ = std::fs::remove_dir_all(&dir);
 }
