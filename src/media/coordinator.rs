@@ -575,8 +575,8 @@ fn run_graph(graph: &mut Graph, now: Duration, clock: &(dyn UsageClock + Send)) 
     }
 }
 
-/// Relay when both legs send the same codec in packets of the same duration: payloads cross untouched.
-/// Anything else is decoded and encoded again.
+/// Relay when both legs send the same codec in packets of the same duration and agree on
+/// telephone-event: payloads cross untouched. Anything else is decoded and encoded again.
 fn bridge_mode(a: &LegMedia, b: &LegMedia) -> BridgeMode {
     // Telephone-events toward a leg without telephone-event become tones in its audio: that needs
     // the audio decoded and encoded again.
