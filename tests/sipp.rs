@@ -149,6 +149,17 @@ fn cancel_before_answer() {
     assert_nothing_left(server);
 }
 
+/// RFC 3261 §8.2.2.2 against sipp: the same INVITE again by another path gets 482, and the
+/// application sees one call, which the caller then cancels.
+#[test]
+fn a_merged_invite_gets_482_loop_detected() {
+    let (server, log) = server(short_timers());
+    sipp("merged", server.local_addr(), &["-sf", &scenario("merged_request"), "-m", "2"]);
+    let log = log.lock().unwrap().clone();
+    assert_eq!((log.invites, log.cancelled, log.answered), (2, 2, 0), "one call each time, not two");
+    assert_nothing_left(server);
+}
+
 #[test]
 fn bye_from_the_caller() {
     let (server, log) = server(TimerConfig::default());

@@ -209,6 +209,16 @@ struct ServerKey {
     method: Method,
 }
 
+/// §8.2.2.2: what identifies a request outside a dialog beside its transaction, to spot the same
+/// request arriving again by another path (a forking proxy, a loop).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MergeKey {
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    method: Method,
+}
+
 /// §17.1.3 client transaction key: our branch and the CSeq method.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ClientKey {
@@ -235,6 +245,8 @@ struct ServerEntry {
     /// Our To tag for this request's responses (INVITE).
     local_tag: String,
     dialog: Option<DialogId>,
+    /// Its entry in `merge_keys` (requests without a To tag).
+    merge_key: Option<MergeKey>,
     /// INVITE: when the endpoint gives up waiting for the application's final answer.
     answer_by: Option<Duration>,
     deadline: Option<Duration>,
@@ -258,6 +270,8 @@ pub struct Endpoint {
     next_id: u64,
     servers: HashMap<ServerTxId, ServerEntry>,
     server_keys: HashMap<ServerKey, ServerTxId>,
+    /// Ongoing server transactions of requests without a To tag, for merged-request detection.
+    merge_keys: HashMap<MergeKey, ServerTxId>,
     clients: HashMap<ClientTxId, ClientEntry>,
     client_keys: HashMap<ClientKey, ClientTxId>,
     dialogs: HashMap<DialogId, Dialog>,
@@ -278,6 +292,7 @@ impl Endpoint {
             next_id: 0,
             servers: HashMap::new(),
             server_keys: HashMap::new(),
+            merge_keys: HashMap::new(),
             clients: HashMap::new(),
             client_keys: HashMap::new(),
             dialogs: HashMap::new(),
@@ -377,6 +392,7 @@ impl Endpoint {
             client_transactions: self.clients.len(),
             dialogs: self.dialogs.len(),
             timers: self.timers.len(),
+            merge_keys: self.merge_keys.len(),
         }
     }
 
@@ -672,6 +688,7 @@ impl Endpoint {
                 transport,
                 local_tag,
                 dialog: None,
+                merge_key: None,
                 answer_by,
                 deadline: None,
             },
@@ -724,6 +741,9 @@ impl Endpoint {
         }
         let to_tag = req.to().ok().and_then(|t| t.tag);
         let Some(to_tag) = to_tag else {
+            if self.merged(id, &req) {
+                return self.auto_reply(now, id, Reply::new(482, "Loop Detected"));
+            }
             return match method {
                 Method::Invite => {
                     self.events.push_back(SipEvent::Request { tx: id, request: req, dialog: None, source, transport })
@@ -831,6 +851,27 @@ impl Endpoint {
     }
 
     /// A response the endpoint sends on its own.
+    /// §8.2.2.2: a request without a To tag whose From tag, Call-ID and CSeq are those of another
+    /// ongoing transaction reached us twice (forked, or looped back by a proxy): the copy gets 482.
+    /// Otherwise the request is recorded for the copies that may follow.
+    fn merged(&mut self, id: ServerTxId, req: &Request) -> bool {
+        let Ok(cseq) = req.cseq() else { return false };
+        let key = MergeKey {
+            call_id: req.call_id().unwrap_or_default().to_string(),
+            from_tag: req.from().ok().and_then(|f| f.tag).unwrap_or_default(),
+            cseq: cseq.seq,
+            method: *req.method(),
+        };
+        if self.merge_keys.get(&key).is_some_and(|other| *other != id && self.servers.contains_key(other)) {
+            return true;
+        }
+        self.merge_keys.insert(key.clone(), id);
+        if let Some(e) = self.servers.get_mut(&id) {
+            e.merge_key = Some(key);
+        }
+        false
+    }
+
     fn auto_reply(&mut self, now: Duration, id: ServerTxId, reply: Reply) {
         if let Err(err) = self.respond(now, id, reply) {
             tracing::warn!(%err, "automatic response not sent");
@@ -1103,10 +1144,13 @@ impl Endpoint {
             self.timers.remove(&(old, Slot::Server(id)));
         }
         if e.tx.is_terminated() {
-            let key = e.key.clone();
+            let (key, merge_key) = (e.key.clone(), e.merge_key.take());
             self.servers.remove(&id);
             if self.server_keys.get(&key) == Some(&id) {
                 self.server_keys.remove(&key);
+            }
+            if let Some(merge_key) = merge_key.filter(|k| self.merge_keys.get(k) == Some(&id)) {
+                self.merge_keys.remove(&merge_key);
             }
             return;
         }
@@ -1197,6 +1241,8 @@ pub struct EndpointCounts {
     pub client_transactions: usize,
     pub dialogs: usize,
     pub timers: usize,
+    /// Requests remembered for merged-request detection (§8.2.2.2): one per ongoing transaction at most.
+    pub merge_keys: usize,
 }
 
 fn server_key(req: &Request, via: &super::ViaHeader) -> ServerKey {

@@ -313,6 +313,38 @@ fn retransmitted_invite_is_absorbed() {
     assert_eq!(p.sent_by(B).iter().filter(|m| m.status() == Some(100)).count(), 2);
 }
 
+/// §8.2.2.2: the same INVITE arriving again by another path (a forking proxy sent it twice, so the
+/// top Via branch differs) is a merged request: the copy gets 482, the original goes on.
+#[test]
+fn a_merged_request_gets_482_and_the_original_goes_on() {
+    let mut p = Pair::new();
+    p.invite(Some(Body::sdp("v=0\r\n")));
+    let (tx, invite, _) = p.b_requests().pop().expect("the INVITE reached B");
+    let text = String::from_utf8(invite.to_bytes()).expect("text");
+    let branch = invite.via_top().ok().and_then(|v| v.branch).expect("a branch");
+    let copy = text.replacen(&branch, &format!("{branch}forked"), 1);
+    p.b.handle_datagram(p.now, addr(PROXY), copy.as_bytes());
+    let sent: Vec<_> = std::iter::from_fn(|| p.b.poll_transmit()).collect();
+    let statuses: Vec<u16> =
+        sent.iter().filter_map(|t| SipMessage::parse_datagram(&t.payload).ok().and_then(|m| m.status())).collect();
+    assert_eq!(statuses, vec![100, 482], "the copy's own transaction: 100 Trying, then 482");
+    assert!(p.b_requests().is_empty(), "the application never sees the copy");
+    // A new request (CSeq 2, another transaction) with the same Call-ID is not a merge.
+    let again = text.replacen(&branch, &format!("{branch}x"), 1).replacen("CSeq: 1 INVITE", "CSeq: 2 INVITE", 1);
+    assert_ne!(again, text, "the CSeq line was rewritten");
+    p.b.handle_datagram(p.now, addr(PROXY), again.as_bytes());
+    while p.b.poll_transmit().is_some() {}
+    while let Some(e) = p.b.poll_event() {
+        p.b_events.push(e);
+    }
+    assert_eq!(p.b_requests().len(), 1);
+    // The original is answered as usual, and nothing is left once the transactions end.
+    p.b.respond(p.now, tx, Reply::new(486, "Busy Here")).unwrap();
+    p.flush();
+    assert_eq!(p.a_final().map(|(status, _)| status), Some(486));
+    p.run_out(ms(300_000));
+}
+
 #[test]
 fn requests_outside_dialogs() {
     let mut p = Pair::new();
@@ -675,6 +707,7 @@ Content-Length: 4\r\n\r\nv=0\n"
             prop_assert_eq!(counts.server_transactions, 0);
             prop_assert_eq!(counts.client_transactions, 0);
             prop_assert_eq!(counts.timers, 0);
+            prop_assert_eq!(counts.merge_keys, 0);
         }
     }
 }
