@@ -6,6 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rms_filters::nodes::dtmf_gen::DtmfGenStats;
 use rms_filters::nodes::rtp_recv::RecvStats;
 use rms_filters::nodes::rtp_send::SendStats;
 use rms_filters::nodes::{BridgeIn, BridgeMap, BridgeOut, EventMap, FilePlayer, Recorder, RtpRecv, RtpSend};
@@ -62,6 +63,8 @@ pub struct LegReport {
     pub received_jitter: Option<u32>,
     /// RTCP counters, the quality of each interval, the last XR VoIP metrics both ways.
     pub rtcp: RtcpSummary,
+    /// The other leg's telephone-events played to this leg as in-band tones.
+    pub dtmf_in_band: DtmfGenStats,
 }
 
 impl std::fmt::Display for LegReport {
@@ -84,6 +87,9 @@ impl std::fmt::Display for LegReport {
         writeln!(f, "{:<40} {} packets", "incoming unknown payload type", r.unknown_payload_type)?;
         writeln!(f, "{:<40} {} packets", "incoming telephone-events malformed", r.bad_events)?;
         writeln!(f, "{:<40} {} packets", "incoming telephone-events not relayed", r.events_dropped)?;
+        let d = &self.dtmf_in_band;
+        writeln!(f, "{:<40} {} digits ({} ended by timeout)", "outgoing DTMF played in-band", d.played, d.timed_out)?;
+        writeln!(f, "{:<40} {} packets", "outgoing telephone-events not played", d.ignored)?;
         let c = &self.rtcp.counters;
         writeln!(f, "{:<40} {} packets", "sent rtcp", c.sent_packets)?;
         writeln!(f, "{:<40} {} bytes", "", c.sent_bytes)?;
@@ -624,6 +630,7 @@ fn report(leg: &Leg) -> LegReport {
         remote_ssrc: source.map(SourceStats::ssrc),
         received_jitter: source.map(SourceStats::jitter),
         rtcp: leg.rtcp.summary().clone(),
+        dtmf_in_band: leg.dtmf_in_band(),
     }
 }
 

@@ -20,6 +20,7 @@
 //! ```
 
 use rms_filters::codec::{AudioDecoder, AudioEncoder, CodecError};
+use rms_filters::nodes::dtmf_gen::DtmfGenStats;
 use rms_filters::nodes::rtp_recv::Playout;
 use rms_filters::nodes::{
     BridgeIn, BridgeMap, BridgeOut, Decoder, DtmfGen, Encoder, FilePlayer, Recorder, Resampler, RtpRecv, RtpSend,
@@ -73,6 +74,8 @@ pub(super) struct Leg {
     void: Option<NodeId>,
     decoder: Option<NodeId>,
     dtmf_gen: Option<NodeId>,
+    /// Counts of `dtmf_gen` nodes already removed (the bridge ended or changed).
+    dtmf_retired: DtmfGenStats,
     pub recorder: Option<NodeId>,
     pub bridge_out: Option<NodeId>,
     pub bridge_in: Option<NodeId>,
@@ -110,6 +113,7 @@ impl Leg {
             void: None,
             decoder: None,
             dtmf_gen: None,
+            dtmf_retired: DtmfGenStats::default(),
             recorder: None,
             bridge_out: None,
             bridge_in: None,
@@ -303,6 +307,11 @@ impl Leg {
         }
         relink(&mut self.tx, &mut self.tx_links, tx_links)?;
         remove_unneeded(&mut self.tx, &mut self.bridge_in, mode.is_some())?;
+        if in_band.is_none() {
+            if let Some(gen) = self.dtmf_gen.and_then(|n| self.tx.filter::<DtmfGen>(n)) {
+                self.dtmf_retired.merge(gen.stats());
+            }
+        }
         remove_unneeded(&mut self.tx, &mut self.dtmf_gen, in_band.is_some())?;
         if old_source.is_some_and(|s| s != source) {
             // Samples of the old source still buffered must not be prepended to the new one.
@@ -319,6 +328,15 @@ impl Leg {
         if let Some(encoder) = self.tx.filter_mut::<Encoder>(self.encoder) {
             encoder.reset();
         }
+    }
+
+    /// Telephone-events played in-band on this leg so far.
+    pub fn dtmf_in_band(&self) -> DtmfGenStats {
+        let mut stats = self.dtmf_retired;
+        if let Some(gen) = self.dtmf_gen.and_then(|n| self.tx.filter::<DtmfGen>(n)) {
+            stats.merge(gen.stats());
+        }
+        stats
     }
 
     pub fn add_recorder(&mut self, recorder: Recorder) -> Result<(), GraphError> {

@@ -537,6 +537,11 @@ fn dtmf_toward_a_leg_without_telephone_event_is_played_in_band() {
     assert!((level - 5090.0).abs() < 150.0, "RMS {level:.0}");
     let report = w.destroy(A);
     assert_eq!(report.received.events_dropped, 0);
+    // B's report counts the digit, though A's end already took B's dtmf_gen away.
+    let report = w.destroy(B);
+    assert_eq!((report.dtmf_in_band.played, report.dtmf_in_band.timed_out), (1, 0));
+    let text = report.to_string();
+    assert!(text.lines().any(|l| l.starts_with("outgoing DTMF played in-band") && l.contains(" 1 digits")), "{text}");
 }
 
 #[test]

@@ -58,6 +58,15 @@ pub struct DtmfGenStats {
     pub timed_out: u64,
 }
 
+impl DtmfGenStats {
+    /// Add a removed node's counts to the leg's.
+    pub fn merge(&mut self, other: DtmfGenStats) {
+        self.played += other.played;
+        self.ignored += other.ignored;
+        self.timed_out += other.timed_out;
+    }
+}
+
 /// The event being played.
 #[derive(Debug, Clone, Copy)]
 struct Tone {
