@@ -559,18 +559,23 @@ mod tests {
         }
     }
 
+    /// The sender info of the SRs below: NTP 0x0102030405060708, RTP 0x0a0b0c0d, 5 packets, 1000 octets.
+    fn sender_info() -> SenderInfo {
+        SenderInfo {
+            ntp: NtpTimestamp(0x0102_0304_0506_0708),
+            rtp_timestamp: 0x0a0b_0c0d,
+            packet_count: 5,
+            octet_count: 1000,
+        }
+    }
+
     /// SR (2 report blocks) + SDES CNAME + XR (BT 4, BT 5 with 2 items, BT 6 all flags, BT 7) + BYE with reason.
     fn full_compound() -> RtcpCompound {
         RtcpCompound {
             packets: vec![
                 RtcpPacket::SenderReport {
                     ssrc: 0x1122_3344,
-                    sender: SenderInfo {
-                        ntp: NtpTimestamp(0x0102_0304_0506_0708),
-                        rtp_timestamp: 0x0a0b_0c0d,
-                        packet_count: 5,
-                        octet_count: 1000,
-                    },
+                    sender: sender_info(),
                     reports: vec![block(0xaabb_ccdd, -2), block(0x0000_1234, 0x7f_ffff)],
                 },
                 RtcpPacket::Sdes { chunks: vec![(0x1122_3344, "rms@example.org".to_owned())] },
@@ -634,12 +639,7 @@ mod tests {
         let c = RtcpCompound {
             packets: vec![RtcpPacket::SenderReport {
                 ssrc: 0x1122_3344,
-                sender: SenderInfo {
-                    ntp: NtpTimestamp(0x0102_0304_0506_0708),
-                    rtp_timestamp: 0x0a0b_0c0d,
-                    packet_count: 5,
-                    octet_count: 1000,
-                },
+                sender: sender_info(),
                 reports: vec![block(0xaabb_ccdd, -2)],
             }],
         };
