@@ -19,6 +19,7 @@ use crate::codec::telephone_event::TelephoneEvent;
 use crate::filter::{Filter, FilterDesc, FilterError, ProcessCx};
 use crate::frame::{AudioFrame, Frame};
 use crate::level::DBM0_RMS;
+use crate::nodes::tone_gen::dual_tone;
 
 /// An event with no packet for this long is over (a few lost end packets at a 50 ms update rate).
 pub const EVENT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -28,23 +29,23 @@ pub const MIN_TONE: Duration = Duration::from_millis(40);
 const NAME: &str = "dtmf_gen";
 
 /// Q.23 low and high group frequencies of event codes 0-15 (0-9, *, #, A-D; RFC 4733 §3.2).
-const DTMF: [(f64, f64); 16] = [
-    (941.0, 1336.0),
-    (697.0, 1209.0),
-    (697.0, 1336.0),
-    (697.0, 1477.0),
-    (770.0, 1209.0),
-    (770.0, 1336.0),
-    (770.0, 1477.0),
-    (852.0, 1209.0),
-    (852.0, 1336.0),
-    (852.0, 1477.0),
-    (941.0, 1209.0),
-    (941.0, 1477.0),
-    (697.0, 1633.0),
-    (770.0, 1633.0),
-    (852.0, 1633.0),
-    (941.0, 1633.0),
+const DTMF: [[f64; 2]; 16] = [
+    [941.0, 1336.0],
+    [697.0, 1209.0],
+    [697.0, 1336.0],
+    [697.0, 1477.0],
+    [770.0, 1209.0],
+    [770.0, 1336.0],
+    [770.0, 1477.0],
+    [852.0, 1209.0],
+    [852.0, 1336.0],
+    [852.0, 1477.0],
+    [941.0, 1209.0],
+    [941.0, 1477.0],
+    [697.0, 1633.0],
+    [770.0, 1633.0],
+    [852.0, 1633.0],
+    [941.0, 1633.0],
 ];
 
 /// What the node did, for the leg's statistics.
@@ -72,7 +73,7 @@ impl DtmfGenStats {
 struct Tone {
     /// The event's RTP timestamp: its identity (§2.5.2.1).
     timestamp: u32,
-    freqs: (f64, f64),
+    freqs: [f64; 2],
     /// Peak of each sine.
     amplitude: f64,
     /// Samples played so far (also the sines' phase).
@@ -179,14 +180,7 @@ impl DtmfGen {
         let tone = self.tone.as_mut()?;
         let left = tone.length.map_or(u64::MAX, |l| l.saturating_sub(tone.played));
         let n = (u64::from(self.rate) / 100).min(left);
-        let step = std::f64::consts::TAU / f64::from(self.rate);
-        let (f1, f2) = tone.freqs;
-        let samples: Vec<i16> = (tone.played..tone.played + n)
-            .map(|i| {
-                let t = i as f64 * step;
-                (tone.amplitude * ((f1 * t).sin() + (f2 * t).sin())).round() as i16
-            })
-            .collect();
+        let samples = dual_tone(self.rate, tone.freqs, tone.amplitude, tone.played, n);
         tone.played += n;
         Some(AudioFrame::new(samples, self.rate))
     }

@@ -42,14 +42,7 @@ impl Filter for ToneGen {
             }
             n = n.min(rem);
         }
-        let step = std::f64::consts::TAU / f64::from(self.rate);
-        let samples = (0..n)
-            .map(|i| {
-                let t = (self.phase + i) as f64 * step;
-                let v: f64 = self.freqs.iter().filter(|f| **f > 0.0).map(|f| (f * t).sin()).sum();
-                (v * self.amplitude).clamp(-32768.0, 32767.0) as i16
-            })
-            .collect();
+        let samples = dual_tone(self.rate, self.freqs, self.amplitude, self.phase, n);
         self.phase += n;
         let mut frame = AudioFrame::new(samples, self.rate);
         if let Some(rem) = self.remaining.as_mut() {
@@ -59,6 +52,19 @@ impl Filter for ToneGen {
         cx.push(0, frame);
         Ok(())
     }
+}
+
+/// Samples `from..from + n` of the sum of sines at `freqs` (0 Hz leaves one out), each of peak
+/// `amplitude`, at `rate` Hz: phase-continuous across calls that continue from where the last ended.
+pub(crate) fn dual_tone(rate: u32, freqs: [f64; 2], amplitude: f64, from: u64, n: u64) -> Vec<i16> {
+    let step = std::f64::consts::TAU / f64::from(rate);
+    (from..from + n)
+        .map(|i| {
+            let t = i as f64 * step;
+            let v: f64 = freqs.iter().filter(|f| **f > 0.0).map(|f| (f * t).sin()).sum();
+            (v * amplitude).clamp(-32768.0, 32767.0) as i16
+        })
+        .collect()
 }
 
 #[cfg(test)]
