@@ -9,7 +9,9 @@ use std::time::Duration;
 use rms_filters::nodes::dtmf_gen::DtmfGenStats;
 use rms_filters::nodes::rtp_recv::RecvStats;
 use rms_filters::nodes::rtp_send::SendStats;
-use rms_filters::nodes::{BridgeIn, BridgeMap, BridgeOut, EventMap, FilePlayer, Recorder, RtpRecv, RtpSend};
+use rms_filters::nodes::{
+    BridgeIn, BridgeMap, BridgeOut, EventMap, EventRoute, FilePlayer, Recorder, RtpRecv, RtpSend,
+};
 use rms_filters::{FilterEvent, Frame, Graph, GraphError, RtpFrame, UsageClock, UsageTable};
 
 use rms_filters::rtp::rtcp::{is_rtcp, NtpTimestamp};
@@ -404,7 +406,7 @@ impl MediaCoordinator {
             let l = self.legs.get_mut(&leg).ok_or(MediaError::NoSuchLeg(leg))?;
             let changed = l.mode().is_some_and(|m| m != mode);
             let out = bridge_map(own, other, mode);
-            let events_out = out.events.is_some() || out.in_band.is_some();
+            let events_out = out.events.is_some();
             l.bridge = Some(BridgeEnd { peer, mode, map: bridge_map(other, own, mode), events_out });
             l.wire()?;
             if changed {
@@ -596,17 +598,15 @@ fn bridge_mode(a: &LegMedia, b: &LegMedia) -> BridgeMode {
 
 /// How frames received on `from` are rewritten to be sent on `to`.
 fn bridge_map(from: &LegMedia, to: &LegMedia, mode: BridgeMode) -> BridgeMap {
-    let events = match (from.telephone_event, to.telephone_event) {
-        (Some(f), Some(t)) => {
-            Some(EventMap { pt: (f, t), clock_rate: (from.codec.clock_rate(), to.codec.clock_rate()) })
-        }
+    let events = match (from.telephone_event, to.telephone_event, mode) {
+        (Some(f), Some(t), _) => Some(EventRoute::Relay(EventMap {
+            pt: (f, t),
+            clock_rate: (from.codec.clock_rate(), to.codec.clock_rate()),
+        })),
+        (Some(pt), None, BridgeMode::Transcode) => Some(EventRoute::InBand { pt, clock_rate: from.codec.clock_rate() }),
         _ => None,
     };
-    let in_band = match (from.telephone_event, to.telephone_event, mode) {
-        (Some(f), None, BridgeMode::Transcode) => Some((f, from.codec.clock_rate())),
-        _ => None,
-    };
-    BridgeMap { media_pt: (from.payload_type, to.payload_type), events, in_band, relay: mode == BridgeMode::Relay }
+    BridgeMap { media_pt: (from.payload_type, to.payload_type), events, relay: mode == BridgeMode::Relay }
 }
 
 fn check_ptime(ptime_ms: u32) -> Result<(), MediaError> {

@@ -23,8 +23,8 @@ use rms_filters::codec::{AudioDecoder, AudioEncoder, CodecError};
 use rms_filters::nodes::dtmf_gen::DtmfGenStats;
 use rms_filters::nodes::rtp_recv::Playout;
 use rms_filters::nodes::{
-    BridgeIn, BridgeMap, BridgeOut, Decoder, DtmfGen, Encoder, FilePlayer, Recorder, Resampler, RtpRecv, RtpSend,
-    VoidSink,
+    BridgeIn, BridgeMap, BridgeOut, Decoder, DtmfGen, Encoder, EventRoute, FilePlayer, Recorder, Resampler, RtpRecv,
+    RtpSend, VoidSink,
 };
 use rms_filters::{Filter, Graph, GraphError, NodeId};
 
@@ -276,7 +276,7 @@ impl Leg {
         // Send graph.
         let map = self.bridge.map(|b| b.map);
         let inp = ensure(&mut self.tx, &mut self.bridge_in, mode.is_some(), || {
-            BridgeIn::new(map.unwrap_or(BridgeMap { media_pt: (pt, pt), events: None, in_band: None, relay }))
+            BridgeIn::new(map.unwrap_or(BridgeMap { media_pt: (pt, pt), events: None, relay }))
         });
         if let (Some(inp), Some(map)) = (inp, map) {
             if let Some(node) = self.tx.filter_mut::<BridgeIn>(inp) {
@@ -288,10 +288,14 @@ impl Leg {
             _ => self.player,
         };
         let old_source = self.tx_links.iter().find(|l| l.2 == self.resampler).map(|l| l.0);
-        let in_band = map.and_then(|m| m.in_band).filter(|_| transcode);
+        // The other leg's events clock, when they are played in-band here.
+        let in_band = match map.and_then(|m| m.events) {
+            Some(EventRoute::InBand { clock_rate, .. }) if transcode => Some(clock_rate),
+            _ => None,
+        };
         let pcm_rate = media.params.pcm_rate;
         let gen = ensure(&mut self.tx, &mut self.dtmf_gen, in_band.is_some(), || {
-            DtmfGen::new(pcm_rate, in_band.map_or(pcm_rate, |(_, clock)| clock))
+            DtmfGen::new(pcm_rate, in_band.unwrap_or(pcm_rate))
         });
         let mut tx_links = vec![(source, 0, self.resampler, 0)];
         match gen {

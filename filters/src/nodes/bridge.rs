@@ -81,13 +81,20 @@ fn hold<T>(queue: &mut VecDeque<T>, item: T) -> u64 {
 pub struct BridgeMap {
     /// Media payload type (relay): as received on the other leg, as sent on this one.
     pub media_pt: (u8, u8),
-    /// Telephone-event mapping, when both legs negotiated it.
-    pub events: Option<EventMap>,
-    /// The other leg's telephone-event payload type and clock rate, when only the other leg negotiated
-    /// telephone-event: its events leave on output 1 as they came, for `dtmf_gen` to play in-band.
-    pub in_band: Option<(u8, u32)>,
+    /// What becomes of the other leg's telephone-events; `None` when it negotiated none.
+    pub events: Option<EventRoute>,
     /// Relaying: events go out with the media on output 0.
     pub relay: bool,
+}
+
+/// The other leg's telephone-events on this leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventRoute {
+    /// Both legs negotiated telephone-event: sent as events, remapped.
+    Relay(EventMap),
+    /// Only the other leg did (its payload type and clock rate): they leave on output 1 as they
+    /// came, for `dtmf_gen` to play in-band.
+    InBand { pt: u8, clock_rate: u32 },
 }
 
 /// Telephone-event payload types and clock rates: the other leg's, this leg's.
@@ -153,13 +160,16 @@ impl Filter for BridgeIn {
             }
         }
         while let Some(mut rtp) = self.events.pop_front() {
-            if map.in_band.is_some_and(|(pt, _)| pt == rtp.payload_type) {
-                cx.push(1, rtp);
-                continue;
-            }
-            let Some(events) = map.events.filter(|e| e.pt.0 == rtp.payload_type) else {
-                self.dropped += 1;
-                continue;
+            let events = match map.events {
+                Some(EventRoute::Relay(events)) if events.pt.0 == rtp.payload_type => events,
+                Some(EventRoute::InBand { pt, .. }) if pt == rtp.payload_type => {
+                    cx.push(1, rtp);
+                    continue;
+                }
+                _ => {
+                    self.dropped += 1;
+                    continue;
+                }
             };
             let Ok(event) = TelephoneEvent::parse(&rtp.payload) else {
                 self.dropped += 1;
@@ -219,9 +229,8 @@ mod tests {
 
     #[test]
     fn bridge_in_maps_payload_types_and_rescales_events() {
-        let events = Some(EventMap { pt: (101, 96), clock_rate: (8000, 48000) });
-        let mut h =
-            FilterHarness::new(BridgeIn::new(BridgeMap { media_pt: (0, 0), events, in_band: None, relay: false }));
+        let events = Some(EventRoute::Relay(EventMap { pt: (101, 96), clock_rate: (8000, 48000) }));
+        let mut h = FilterHarness::new(BridgeIn::new(BridgeMap { media_pt: (0, 0), events, relay: false }));
         let mut media = vec![Frame::Audio(AudioFrame::new(vec![5], 8000))];
         let mut evs = vec![rtp(101, event_payload(160)), rtp(100, event_payload(160)), rtp(101, vec![1])];
         h.filter.push(&mut media, &mut evs);
@@ -234,10 +243,19 @@ mod tests {
     }
 
     #[test]
+    fn in_band_events_leave_on_output_1_as_they_came() {
+        let events = Some(EventRoute::InBand { pt: 101, clock_rate: 8000 });
+        let mut h = FilterHarness::new(BridgeIn::new(BridgeMap { media_pt: (0, 0), events, relay: false }));
+        h.filter.push(&mut Vec::new(), &mut vec![rtp(101, event_payload(160)), rtp(96, event_payload(160))]);
+        h.run().unwrap();
+        assert_eq!(h.take(1), vec![Frame::Rtp(rtp(101, event_payload(160)))]);
+        assert_eq!(h.filter.dropped, 1, "another payload type");
+    }
+
+    #[test]
     fn relaying_bridge_in_maps_media_and_sends_events_with_it() {
-        let events = Some(EventMap { pt: (101, 100), clock_rate: (8000, 8000) });
-        let mut h =
-            FilterHarness::new(BridgeIn::new(BridgeMap { media_pt: (8, 96), events, in_band: None, relay: true }));
+        let events = Some(EventRoute::Relay(EventMap { pt: (101, 100), clock_rate: (8000, 8000) }));
+        let mut h = FilterHarness::new(BridgeIn::new(BridgeMap { media_pt: (8, 96), events, relay: true }));
         h.filter.push(
             &mut vec![Frame::Rtp(rtp(8, vec![1])), Frame::Rtp(rtp(0, vec![2]))],
             &mut vec![rtp(101, event_payload(80))],

@@ -13,7 +13,7 @@ pub mod tee;
 pub mod tone_gen;
 pub mod void_sink;
 
-pub use bridge::{BridgeIn, BridgeMap, BridgeOut, EventMap};
+pub use bridge::{BridgeIn, BridgeMap, BridgeOut, EventMap, EventRoute};
 pub use decoder::Decoder;
 pub use dtmf_gen::DtmfGen;
 pub use encoder::Encoder;
