@@ -221,7 +221,7 @@ impl RtpRecv {
             SeqUpdate::Start { ext_seq } => {
                 // A new source, or the same one restarted: sequence numbers start over, so does the buffer.
                 self.current = Some(ssrc);
-                self.buffer.reset();
+                self.restart_stream();
                 self.release_held(ssrc, seq, ext_seq, jitter);
                 ext_seq
             }
@@ -232,7 +232,7 @@ impl RtpRecv {
                         return;
                     }
                     self.current = Some(ssrc);
-                    self.buffer.reset();
+                    self.restart_stream();
                 }
                 ext_seq
             }
@@ -323,6 +323,13 @@ impl RtpRecv {
         oldest
     }
 
+    /// Another numbering starts (a new source, or a restart): the buffer's packets and the burst/gap
+    /// counter's last number belong to the old one.
+    fn restart_stream(&mut self) {
+        self.buffer.reset();
+        self.last_released = None;
+    }
+
     /// Feed the burst/gap counter up to `ext_seq`: the numbers skipped since the last release are losses.
     /// An older number (reordered, in immediate playout) was counted lost already; a jump beyond
     /// [`MAX_DROPOUT`] is a new source or a restart, not a loss burst.
@@ -333,9 +340,7 @@ impl RtpRecv {
                 return;
             }
             if step <= u32::from(MAX_DROPOUT) {
-                for _ in 1..step {
-                    self.burst_gap.packet(PacketFate::Lost);
-                }
+                self.burst_gap.lost_run(u64::from(step - 1));
             }
         }
         self.last_released = Some(ext_seq);
@@ -858,5 +863,23 @@ mod tests {
         assert_eq!((bg.received(), bg.lost(), bg.discarded()), (35, 5, 0));
         assert_eq!(h.filter.stats().late, 1);
         assert_eq!(h.filter.current_source_mut().map(|s| s.ssrc()), Some(1));
+    }
+
+    #[test]
+    fn the_burst_gap_pattern_follows_a_new_source_numbered_lower() {
+        let mut h = FilterHarness::new(RtpRecv::new(RATE));
+        // Source 1 numbered from 50000, then source 2 from 1000 (lower) with 1020..=1022 lost: the
+        // counter must follow the new numbering, not wait for it to pass 50039.
+        let mut arrivals: Vec<(u64, Vec<u8>)> =
+            (0u16..40).map(|k| (u64::from(k) * 20, datagram(1, 50_000 + k, u32::from(k) * 160, k == 0))).collect();
+        arrivals.extend(
+            (0u16..40)
+                .filter(|k| !(20..=22).contains(k))
+                .map(|k| (800 + u64::from(k) * 20, datagram(2, 1000 + k, 90_000 + u32::from(k) * 160, k == 0))),
+        );
+        drive(&mut h, &arrivals, 2000);
+        let bg = h.filter.burst_gap();
+        assert_eq!((bg.received(), bg.lost()), (77, 3));
+        assert_eq!(h.filter.current_source_mut().map(|s| s.ssrc()), Some(2));
     }
 }

@@ -152,6 +152,27 @@ impl BurstGapCounter {
         self.pkt = 0;
     }
 
+    /// `n` packets lost in a row: the same as `n` × `packet(Lost)`, without a step per packet (a peer
+    /// that skips sequence numbers must not cost a loop per number).
+    pub fn lost_run(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.packet(PacketFate::Lost);
+        if self.gmin == 0 {
+            // Every loss is its own episode: nothing to fold.
+            for _ in 1..n {
+                self.packet(PacketFate::Lost);
+            }
+            return;
+        }
+        // After a loss `pkt` is 0 < Gmin: each further loss continues the burst, loss after loss.
+        let rest = n - 1;
+        self.lost += rest;
+        self.episode += rest;
+        self.t.c33 += rest;
+    }
+
     pub fn received(&self) -> u64 {
         self.received
     }
@@ -224,6 +245,27 @@ fn mean_ms(packets: u64, periods: u64, packet_interval_ms: f64) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_of_losses_counts_as_that_many_single_losses() {
+        for gmin in [0, 1, 2, 16] {
+            for pattern in [&[(3u64, 1u64), (40, 2), (1, 5)][..], &[(0, 4), (20, 1), (2, 3), (17, 6)]] {
+                let (mut one_by_one, mut runs) = (BurstGapCounter::with_gmin(gmin), BurstGapCounter::with_gmin(gmin));
+                for &(received, lost) in pattern {
+                    for c in [&mut one_by_one, &mut runs] {
+                        for _ in 0..received {
+                            c.packet(PacketFate::Received);
+                        }
+                    }
+                    for _ in 0..lost {
+                        one_by_one.packet(PacketFate::Lost);
+                    }
+                    runs.lost_run(lost);
+                }
+                assert_eq!(one_by_one, runs, "Gmin {gmin}, {pattern:?}");
+            }
+        }
+    }
     use PacketFate::{Discarded as X, Lost as L, Received as R};
 
     const PTIME: f64 = 20.0;
