@@ -127,8 +127,6 @@ pub struct MediaCoordinator {
     clock: Box<dyn UsageClock + Send>,
     prompts: PromptCache,
     rtcp: RtcpSettings,
-    /// The earliest report due among the legs.
-    next_rtcp: Duration,
     /// Unix time of `now == 0`.
     wall_clock: Duration,
 }
@@ -150,7 +148,6 @@ impl MediaCoordinator {
             clock,
             prompts: PromptCache::new(PromptCacheLimits::default()),
             rtcp: RtcpSettings::default(),
-            next_rtcp: Duration::MAX,
             wall_clock: DEFAULT_WALL_CLOCK,
         }
     }
@@ -294,7 +291,6 @@ impl MediaCoordinator {
                     ..RtcpConfig::new(String::new())
                 };
                 let rtcp = RtcpSession::new(config, now, self.rng.u64(..));
-                self.next_rtcp = self.next_rtcp.min(rtcp.next_report());
                 self.legs.insert(leg, Leg::new(leg, media, ids, rtcp)?);
             }
             MediaCmd::UpdateLeg { leg, media } => {
@@ -465,6 +461,7 @@ impl MediaCoordinator {
             self.cross(a, b);
             self.cross(b, a);
         }
+        let ntp = self.ntp(now);
         for (&id, leg) in &mut self.legs {
             if failed.iter().any(|(f, _)| *f == id) {
                 continue;
@@ -504,6 +501,13 @@ impl MediaCoordinator {
                     FilterEvent::RecordingClosed { .. } => {}
                 }
             }
+            // An RTCP report due (RFC 3550 §6.2): after both graphs and this tick's RTP, so its
+            // figures include them.
+            if result.is_ok() && now >= leg.rtcp.next_report() {
+                if let Some((socket, dest, payload)) = leg.rtcp_report(now, ntp, false) {
+                    self.outputs.push_back(MediaOutput::Transmit { leg: id, socket, dest, payload });
+                }
+            }
             // A bridged leg goes back to the bridged audio.
             let rewired = if ended && leg.bridge.is_some() { leg.wire().map_err(MediaError::Graph) } else { Ok(()) };
             if let Err(error) = result.and(rewired) {
@@ -515,21 +519,6 @@ impl MediaCoordinator {
             if let Some(l) = self.legs.remove(&leg) {
                 self.close(now, leg, l, Some(error));
             }
-        }
-        // RTCP reports due (RFC 3550 §6.2): after the graphs, so the figures include this tick. Legs are
-        // walked only when the earliest report is due, not every tick.
-        if now >= self.next_rtcp {
-            let ntp = self.ntp(now);
-            let mut next = Duration::MAX;
-            for (&id, leg) in &mut self.legs {
-                if now >= leg.rtcp.next_report() {
-                    if let Some((socket, dest, payload)) = leg.rtcp_report(now, ntp, false) {
-                        self.outputs.push_back(MediaOutput::Transmit { leg: id, socket, dest, payload });
-                    }
-                }
-                next = next.min(leg.rtcp.next_report());
-            }
-            self.next_rtcp = next;
         }
     }
 
