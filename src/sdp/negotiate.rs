@@ -634,7 +634,7 @@ fn remote_endpoint(session: &Session, media: &Media, media_index: usize) -> Resu
     let rtcp_mux = media.has_attribute("rtcp-mux");
     let rtp = SocketAddr::new(ip, media.port);
     let rtcp = rtcp_attribute(media, ip).unwrap_or_else(|| SocketAddr::new(ip, media.port.saturating_add(1)));
-    let rtcp_xr = media.has_attribute("rtcp-xr") || session.attributes.iter().any(|a| a.attribute == "rtcp-xr");
+    let rtcp_xr = media.has_attribute("rtcp-xr") || session.has_attribute("rtcp-xr");
     Ok(Remote { rtp, rtcp, direction, rtcp_mux, rtcp_xr })
 }
 

@@ -41,7 +41,7 @@ pub struct Fraction {
 }
 
 impl Fraction {
-    fn of(numerator: u64, denominator: u64) -> Self {
+    pub(crate) fn of(numerator: u64, denominator: u64) -> Self {
         if denominator == 0 {
             return Self { value: 0.0, wire: 0 };
         }

@@ -119,11 +119,6 @@ pub fn effective_equipment_impairment(input: &EModelInput) -> f64 {
     ie + (95.0 - ie) * ppl / denominator
 }
 
-/// Conversational R (R-CQ in RFC 3611 §4.7.5): loss and delay, clamped to 0..=100.
-pub fn r_factor(input: &EModelInput) -> f64 {
-    r_cq(input)
-}
-
 /// Conversational quality R (RFC 3611 §4.7.5 "R factor", RFC 6035 RCQ): with the delay impairment.
 pub fn r_cq(input: &EModelInput) -> f64 {
     clamp_r(R_DEFAULT - delay_impairment(input.one_way_delay_ms) - effective_equipment_impairment(input))
@@ -300,7 +295,7 @@ mod tests {
 
     fn assert_point(loss: f64, jitter: f64, rtt: f64, r_hand: f64, mos_hand: f64) {
         let input = g711_plc(loss, jitter, rtt);
-        let r = r_factor(&input);
+        let r = r_cq(&input);
         let mos = mos_from_r(r);
         assert!((r - r_hand).abs() < 0.01, "({loss}, {jitter}, {rtt}): R {r} vs {r_hand}");
         assert!((mos - mos_hand).abs() < 0.05, "({loss}, {jitter}, {rtt}): MOS {mos} vs {mos_hand}");
@@ -314,7 +309,7 @@ mod tests {
         // d = 0: Id = 0; Ppl = 0: Ie,eff = 0. R = 93.2.
         // MOS = 1 + 0.035·93.2 + 7e-6·93.2·33.2·6.8 = 1 + 3.262 + 7e-6·21040.83 = 1 + 3.262 + 0.14729 = 4.4093.
         assert_point(0.0, 0.0, 0.0, 93.2, 4.4093);
-        assert!(mos_from_r(r_factor(&g711_plc(0.0, 0.0, 0.0))) > 4.3);
+        assert!(mos_from_r(r_cq(&g711_plc(0.0, 0.0, 0.0))) > 4.3);
     }
 
     #[test]
@@ -351,14 +346,14 @@ mod tests {
         //     = 1 + 1.45166 − 7e-6·(768.3046·58.52414 = 44964.37) = 1 + 1.45166 − 0.31475 = 2.1369.
         // rtpengine's parabola gives 4.1 here.
         assert_point(30.0, 0.0, 0.0, 41.476, 2.1369);
-        assert!(mos_from_r(r_factor(&g711_plc(30.0, 0.0, 0.0))) < 2.5);
+        assert!(mos_from_r(r_cq(&g711_plc(30.0, 0.0, 0.0))) < 2.5);
     }
 
     #[test]
     fn without_plc_loss_hurts_more() {
         // Ie,eff = 95·1/(1 + 4.3) = 17.92453; d = 70, Id = 1.68: R = 93.2 − 1.68 − 17.92453 = 73.59547.
         let input = EModelInput::random_loss(1.0, 70.0, impairment(CodecKind::Pcmu, false));
-        assert!((r_factor(&input) - 73.595).abs() < 0.01);
+        assert!((r_cq(&input) - 73.595).abs() < 0.01);
     }
 
     #[test]
@@ -367,7 +362,6 @@ mod tests {
         let input = g711_plc(3.0, 15.0, 250.0);
         assert!((r_lq(&input) - 83.058).abs() < 0.01);
         assert!((r_cq(&input) - 79.698).abs() < 0.01);
-        assert_eq!(r_factor(&input), r_cq(&input));
     }
 
     #[test]
@@ -452,7 +446,7 @@ mod tests {
             burst_ratio: burst,
             impairment: imp,
         };
-        let r = r_factor(&input);
+        let r = r_cq(&input);
         (r, mos_from_r(r))
     }
 

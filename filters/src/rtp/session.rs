@@ -21,7 +21,7 @@
 
 use std::time::Duration;
 
-use crate::rtp::burst_gap::BurstGapMetrics;
+use crate::rtp::burst_gap::{BurstGapMetrics, Fraction};
 use crate::rtp::quality::{self, CodecImpairment, EModelInput, QualitySample, QualitySummary};
 use crate::rtp::rtcp::{
     from_compact, to_compact, NtpTimestamp, ReportBlock, RtcpCompound, RtcpError, RtcpPacket, SenderInfo,
@@ -149,7 +149,6 @@ pub struct RtcpSession {
     config: RtcpConfig,
     rng: fastrand::Rng,
     next_report: Duration,
-    last_report: Option<Duration>,
     /// Average compound size, A.7 `avg_rtcp_size` (octets, with UDP/IP overhead).
     avg_rtcp_size: f64,
     /// Packets sent as of the previous report: a sender is one that sent since then (§6.4).
@@ -173,7 +172,6 @@ impl RtcpSession {
             config,
             rng,
             next_report: now + first,
-            last_report: None,
             avg_rtcp_size: 100.0,
             sent_at_last_report: 0,
             last_sr: None,
@@ -262,7 +260,6 @@ impl RtcpSession {
         self.summary.counters.sent_bytes += out.len() as u64;
         self.update_avg_size(out.len());
         self.sent_at_last_report = inputs.sender.packets;
-        self.last_report = Some(now);
         let t = self.interval(inputs);
         self.next_report = now + randomised(t, self.rng.f64());
         Ok(out)
@@ -333,10 +330,8 @@ impl RtcpSession {
         let rtt_ms = self.summary.rtt.map(|d| d.as_secs_f64() * 1000.0);
         let end_system_ms = f64::from(r.jitter_buffer.nominal_ms) + f64::from(inputs.packet_ms);
         let delay = quality::one_way_delay_ms(rtt_ms.unwrap_or(0.0), end_system_ms, 0.0);
-        let burst_ratio = 1.0;
-        let lq = EModelInput { loss_pct, one_way_delay_ms: 0.0, burst_ratio, impairment: inputs.impairment };
-        let cq = EModelInput { one_way_delay_ms: delay, ..lq };
-        let (r_lq, r_cq) = (quality::r_factor(&lq), quality::r_factor(&cq));
+        let input = EModelInput::random_loss(loss_pct, delay, inputs.impairment);
+        let (r_lq, r_cq) = (quality::r_lq(&input), quality::r_cq(&input));
         let (mos_lq, mos_cq) = (quality::mos_from_r(r_lq), quality::mos_from_r(r_cq));
         if expected > 0 {
             self.summary
@@ -356,12 +351,11 @@ impl RtcpSession {
         let (signal, noise) = r.levels.unwrap_or((None, None));
         let (signal, noise) = (signal.unwrap_or(LEVEL_UNAVAILABLE), noise.unwrap_or(LEVEL_UNAVAILABLE));
         // RFC 3611 §4.7.1: fractions of the packets expected since reception began, in 1/256.
-        let rate = |n: u64, of: u64| (n.saturating_mul(256)).checked_div(of).map_or(0, |r| r.min(255) as u8);
-        let total_expected = r.expected;
+        let rate = |n: u64| Fraction::of(n, r.expected).wire;
         let metrics = VoipMetrics {
             ssrc: r.reception.ssrc,
-            loss_rate: rate(r.lost.max(0) as u64, total_expected),
-            discard_rate: rate(r.discarded, total_expected),
+            loss_rate: rate(r.lost.max(0) as u64),
+            discard_rate: rate(r.discarded),
             burst_density: r.burst_gap.burst_density.wire,
             gap_density: r.burst_gap.gap_density.wire,
             burst_duration: r.burst_gap.burst_duration_ms,
