@@ -21,7 +21,7 @@ use rtcp_types::prelude::*;
 use rtcp_types::{Bye, ReceiverReport, RtcpParseError, RtcpWriteError, Sdes, SdesChunk, SdesItem, SenderReport, Xr};
 
 use crate::rtp::stats::ReceptionReport;
-use crate::rtp::xr::{self, XrBlock};
+use crate::rtp::xr::{self, be32, XrBlock};
 
 /// RFC 3550 §6.4.1: sender report.
 pub const PT_SR: u8 = 200;
@@ -492,10 +492,6 @@ fn check_text(text: &str) -> Result<(), RtcpError> {
         return Err(RtcpError::TextTooLong { len: text.len() });
     }
     Ok(())
-}
-
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 #[cfg(test)]
