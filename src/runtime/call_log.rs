@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use rms_filters::rtp::xr::VoipMetrics;
 
 use crate::media::LegReport;
-use crate::session::{CallRecord, EndReason};
+use crate::session::{CallRecord, EndReason, LegQuality};
 
 /// An open call log.
 pub struct CallLog {
@@ -72,22 +72,22 @@ pub fn record_json(record: &CallRecord, epoch: SystemTime) -> Value {
 
 /// The seed's "RTP STATISTICS" and "FILTER USAGE STATISTICS" blocks, structured, and the leg's quality
 /// (E-model per interval, RTCP, the last XR VoIP metrics both ways). `call_started` dates `mos_min_at`.
-pub fn leg_json(label: &str, report: &LegReport, call_started: Duration) -> Value {
+pub fn leg_json(label: &'static str, report: &LegReport, call_started: Duration) -> Value {
     let (s, r) = (&report.sent, &report.received);
-    let q = &report.rtcp.quality;
+    let q = LegQuality::of(label, report, call_started);
     let c = &report.rtcp.counters;
     let round = |v: f64| (v * 1000.0).round() / 1000.0;
     json!({
         "leg": label,
         "quality": {
-            "mos_min": q.mos_min().map(|m| round(m.mos)),
-            "mos_min_at_s": q.mos_min().map(|m| round(m.at.saturating_sub(call_started).as_secs_f64())),
-            "mos_max": q.mos_max().map(|m| round(m.mos)),
-            "mos_average": q.mos_avg().map(round),
-            "packetloss_percent": q.loss_pct_avg().map(round),
-            "jitter_ms": q.jitter_ms_avg().map(round),
-            "roundtrip_ms": q.rtt_ms_avg().map(round),
-            "samples": q.count(),
+            "mos_min": q.mos_min.map(|(mos, _)| round(mos)),
+            "mos_min_at_s": q.mos_min.map(|(_, at)| round(at)),
+            "mos_max": q.mos_max.map(round),
+            "mos_average": q.mos_average.map(round),
+            "packetloss_percent": q.packetloss.map(round),
+            "jitter_ms": q.jitter.map(round),
+            "roundtrip_ms": q.roundtrip.map(round),
+            "samples": q.samples,
             "local_xr": report.rtcp.local_metrics.map(|m| xr_json(&m)),
             "remote_xr": report.rtcp.remote_metrics.map(|m| xr_json(&m)),
         },

@@ -1194,7 +1194,7 @@ impl Sessions {
             view.end_reason = record.reason.name().to_string();
             view.quality = [("A", &record.leg), ("B", &record.b_leg)]
                 .into_iter()
-                .filter_map(|(label, r)| r.as_ref().map(|r| leg_quality(label, r, record.started)))
+                .filter_map(|(label, r)| r.as_ref().map(|r| LegQuality::of(label, r, record.started)))
                 .collect();
             match host.run(RouteName::Event(HANGUP_ROUTE), &view) {
                 Ok(actions) if !actions.is_empty() => {
@@ -1366,20 +1366,6 @@ fn vq_leg(side: Side, sdp: &LegSdp, media_ip: IpAddr, ids: VqIds, started: Durat
 }
 
 /// A leg's quality for the script: its interval MOS figures, the minimum's time from the call's start.
-fn leg_quality(label: &'static str, report: &LegReport, call_started: Duration) -> LegQuality {
-    let q = &report.rtcp.quality;
-    LegQuality {
-        label,
-        mos_min: q.mos_min().map(|m| (m.mos, m.at.saturating_sub(call_started).as_secs_f64())),
-        mos_max: q.mos_max().map(|m| m.mos),
-        mos_average: q.mos_avg(),
-        packetloss: q.loss_pct_avg(),
-        jitter: q.jitter_ms_avg(),
-        roundtrip: q.rtt_ms_avg(),
-        samples: q.count(),
-    }
-}
-
 /// Resolve a prompt path against the voice directories. Relative paths join the first directory;
 /// absolute ones must lie inside one of them. Any `..` is refused: a script must not read outside
 /// the configured directories.

@@ -50,6 +50,24 @@ pub struct LegQuality {
     pub samples: u64,
 }
 
+impl LegQuality {
+    /// The figures of a leg's report, times relative to `call_started` (what the hangup route and the
+    /// call log both show).
+    pub fn of(label: &'static str, report: &crate::media::LegReport, call_started: std::time::Duration) -> Self {
+        let q = &report.rtcp.quality;
+        LegQuality {
+            label,
+            mos_min: q.mos_min().map(|m| (m.mos, m.at.saturating_sub(call_started).as_secs_f64())),
+            mos_max: q.mos_max().map(|m| m.mos),
+            mos_average: q.mos_avg(),
+            packetloss: q.loss_pct_avg(),
+            jitter: q.jitter_ms_avg(),
+            roundtrip: q.rtt_ms_avg(),
+            samples: q.count(),
+        }
+    }
+}
+
 impl CallView {
     /// The first value of a header, case-insensitively (compact forms are expanded by the parser).
     pub fn header(&self, name: &str) -> Option<&str> {
