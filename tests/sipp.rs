@@ -33,9 +33,9 @@ fn server(timers: TimerConfig) -> (SignallingThread<AnswerApp>, Arc<Mutex<AppLog
 }
 
 /// A port free on both UDP and TCP (for sipp's own SIP and media sockets).
-/// Held by the tests whose figures depend on real-time media (load, PESQ, MOS, tone timing), so that
-/// no two of them share this 2-core host's CPU: together they starve each other's media threads and
-/// capture sockets. The other tests still run beside them.
+/// Held by the tests whose figures depend on real time (load, PESQ, MOS, tone timing, SIP timer gaps and
+/// deadlines), so that no two of them share this 2-core host's CPU: together they starve each other's
+/// media threads, timers and capture sockets. The other tests still run beside them.
 fn realtime_lock() -> std::sync::MutexGuard<'static, ()> {
     static REALTIME: Mutex<()> = Mutex::new(());
     // A test that failed holding it poisons it; the next one still runs.
@@ -257,6 +257,7 @@ fn parse_clock(s: &str) -> Option<f64> {
 
 #[test]
 fn uac_that_never_acks_gets_200_retransmissions_then_bye() {
+    let _realtime = realtime_lock();
     // T1 100 ms, T2 400 ms: the 200 goes out at 0, .1, .3, .7, then every .4 s; BYE at 64 × T1.
     let timers =
         TimerConfig { t1: Duration::from_millis(100), t2: Duration::from_millis(400), t4: Duration::from_secs(1) };
@@ -705,6 +706,7 @@ fn bridge_b_hangs_up_and_a_gets_one_bye() {
 
 #[test]
 fn bridge_busy_callee_gives_the_caller_486_within_a_second() {
+    let _realtime = realtime_lock();
     // bridge_caller_busy.xml fails unless the 486 arrives within 1000 ms of the INVITE's 100.
     let (_, _, record) = bridge_call(
         "bridge-busy",
@@ -719,6 +721,7 @@ fn bridge_busy_callee_gives_the_caller_486_within_a_second() {
 #[test]
 #[allow(clippy::disallowed_methods)] // a real-peer test: the ring timeout runs in real time
 fn bridge_ring_timeout_cancels_the_callee_and_gives_the_caller_408() {
+    let _realtime = realtime_lock();
     let started = std::time::Instant::now();
     let (_, b, record) = bridge_call(
         "bridge-timeout",
